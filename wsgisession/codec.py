@@ -1,0 +1,249 @@
+"""The token format (v1): HKDF-derived keys, AES-256-GCM-SIV sealing, strict base64url.
+
+This module knows nothing about WSGI. A *token* is::
+
+    base64url_nopad( 0x01 ‖ kid(4) ‖ nonce(12) ‖ AES-256-GCM-SIV(plaintext, AD) )
+
+where the ciphertext carries its 16-byte tag, ``kid`` names the secret that sealed it
+and the associated data (AD) binds the header, the namespace, a *purpose* (``data``,
+``sid`` or ``store``) and a *binding* (the cookie name, header name or store key)::
+
+    AD = 0x01 ‖ kid ‖ 00 "wsgisession/v1" 00 ‖ namespace ‖ 00 ‖ purpose ‖ 00 ‖ binding
+
+Keys are derived once, at construction, per secret (RFC 5869 HKDF-SHA256, salt
+``b"wsgisession/v1"``)::
+
+    k_aead  = HKDF(secret, info=b"wsgisession/v1 aead "  + namespace, 32)   # data, sid
+    k_store = HKDF(secret, info=b"wsgisession/v1 store " + namespace, 32)   # store values
+    kid     = HKDF(secret, info=b"wsgisession/v1 kid "   + namespace, 4)
+
+The first secret seals; every secret opens. Opening never raises anything but
+:class:`~wsgisession.errors.InvalidToken`, whose ``event``/``reason`` say why.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import ConfigurationError, InvalidToken
+
+try:  # pragma: no cover - exercised only on old cryptography releases
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+except ImportError:  # pragma: no cover
+    AESGCMSIV = None  # type: ignore[assignment,misc]
+
+__all__ = ["TokenCodec", "derive_keys", "b64encode", "b64decode", "MAX_TOKEN_CHARS"]
+
+VERSION = 0x01
+_VERSION_BYTE = bytes([VERSION])
+KID_SIZE = 4
+NONCE_SIZE = 12
+TAG_SIZE = 16
+HEADER_SIZE = 1 + KID_SIZE
+#: Shortest raw token that could hold a one-byte plaintext; shorter is rejected unopened.
+MIN_TOKEN_BYTES = HEADER_SIZE + NONCE_SIZE + TAG_SIZE + 1
+#: Longest token (in characters) considered at all; longer ones are rejected undecoded.
+MAX_TOKEN_CHARS = 4096
+MIN_SECRET_BYTES = 32
+_SALT = b"wsgisession/v1"
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+")
+PURPOSES = ("data", "sid", "store")
+
+# RFC 8452, Appendix C.2, first AEAD_AES_256_GCM_SIV vector with a non-empty plaintext.
+_KAT_KEY = bytes.fromhex("01" + "00" * 31)
+_KAT_NONCE = bytes.fromhex("03" + "00" * 11)
+_KAT_PLAINTEXT = bytes.fromhex("0100000000000000")
+_KAT_EXPECTED = bytes.fromhex("c2ef328e5c71c83b843122130f7364b761e0b97427e3df28")
+
+
+def b64encode(raw: bytes) -> str:
+    """base64url without padding."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    """Strict base64url without padding; raises ``ValueError`` on any stray character.
+
+    :func:`base64.urlsafe_b64decode` silently skips characters outside the alphabet
+    (``"QU!JD"`` decodes like ``"QUJD"``); this function does not.
+    """
+    if _B64URL_RE.fullmatch(text) is None or len(text) % 4 == 1:
+        raise ValueError("not strict base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _hkdf(secret: bytes, info: bytes, length: int) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=_SALT, info=info).derive(secret)
+
+
+def derive_keys(secret: bytes, namespace: str) -> tuple[bytes, bytes, bytes]:
+    """Return ``(kid, k_aead, k_store)`` for one secret in one namespace."""
+    ns = namespace.encode("ascii")
+    return (
+        _hkdf(secret, b"wsgisession/v1 kid " + ns, KID_SIZE),
+        _hkdf(secret, b"wsgisession/v1 aead " + ns, 32),
+        _hkdf(secret, b"wsgisession/v1 store " + ns, 32),
+    )
+
+
+def _self_test() -> None:
+    if AESGCMSIV is None:  # pragma: no cover - depends on the installed cryptography
+        raise ConfigurationError(
+            "AES-256-GCM-SIV is unavailable: install cryptography>=42 from PyPI wheels",
+            "secret_keys",
+        )
+    try:
+        got = AESGCMSIV(_KAT_KEY).encrypt(_KAT_NONCE, _KAT_PLAINTEXT, None)
+    except UnsupportedAlgorithm as exc:
+        raise ConfigurationError(
+            "AES-256-GCM-SIV is not supported by this cryptography/OpenSSL build "
+            "(FIPS mode or OpenSSL < 3.2); install the cryptography wheel from PyPI",
+            "secret_keys",
+        ) from exc
+    if got != _KAT_EXPECTED:
+        raise ConfigurationError(
+            "AES-256-GCM-SIV known-answer self-test failed; refusing to run", "secret_keys"
+        )
+
+
+def _secret_bytes(secret: object, index: int) -> bytes:
+    if isinstance(secret, str):
+        raw = secret.encode("utf-8")
+    elif isinstance(secret, (bytes, bytearray)):
+        raw = bytes(secret)
+    else:
+        raise ConfigurationError(
+            f"secret_keys[{index}] must be str or bytes, not {type(secret).__name__}",
+            "secret_keys",
+        )
+    if len(raw) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"secret_keys[{index}] is {len(raw)} bytes; each secret must be at least "
+            f"{MIN_SECRET_BYTES} random bytes (python -m wsgisession genkey makes one)",
+            "secret_keys",
+        )
+    return raw
+
+
+class TokenCodec:
+    """Seal and open v1 tokens with a list of secrets (first = current).
+
+    :param secret_keys: a non-empty sequence of ``str``/``bytes`` secrets, each at
+        least 32 bytes. The first one seals; all of them open.
+    :param namespace: an application label (``[A-Za-z0-9._-]{1,64}``) bound into key
+        derivation and associated data, so apps sharing a secret cannot swap tokens.
+    :raises ConfigurationError: for a bad secret list or namespace, or when the AEAD
+        fails its known-answer self-test.
+    """
+
+    __slots__ = ("namespace", "primary_kid", "_aead", "_store", "_ad_tail")
+
+    def __init__(self, secret_keys: Sequence[str | bytes], namespace: str = "default") -> None:
+        if isinstance(secret_keys, (str, bytes, bytearray)) or not isinstance(
+            secret_keys, Sequence
+        ):
+            raise ConfigurationError(
+                "secret_keys must be a list of secrets (first = current), not "
+                f"{type(secret_keys).__name__}",
+                "secret_keys",
+            )
+        if not secret_keys:
+            raise ConfigurationError("secret_keys must contain at least one secret", "secret_keys")
+        if not isinstance(namespace, str) or _NAMESPACE_RE.fullmatch(namespace) is None:
+            raise ConfigurationError("namespace must match [A-Za-z0-9._-]{1,64}", "namespace")
+        _self_test()
+        self.namespace = namespace
+        self._aead: dict[bytes, AESGCMSIV] = {}
+        self._store: dict[bytes, AESGCMSIV] = {}
+        for index, secret in enumerate(secret_keys):
+            kid, k_aead, k_store = derive_keys(_secret_bytes(secret, index), namespace)
+            if kid in self._aead:
+                raise ConfigurationError(
+                    f"secret_keys[{index}] repeats an earlier secret (or its key id "
+                    "collides with one); list each secret once",
+                    "secret_keys",
+                )
+            self._aead[kid] = AESGCMSIV(k_aead)
+            self._store[kid] = AESGCMSIV(k_store)
+        self.primary_kid = next(iter(self._aead))
+        ns = namespace.encode("ascii")
+        self._ad_tail = {
+            p: b"\x00wsgisession/v1\x00" + ns + b"\x00" + p.encode("ascii") + b"\x00"
+            for p in PURPOSES
+        }
+
+    @property
+    def key_ids(self) -> list[str]:
+        """The key ids (hex), primary first. Key ids are public: they travel in tokens."""
+        return [kid.hex() for kid in self._aead]
+
+    def __repr__(self) -> str:
+        return f"<TokenCodec namespace={self.namespace!r} key_ids={self.key_ids!r}>"
+
+    # -- raw bytes ----------------------------------------------------------------
+
+    def seal_bytes(
+        self, plaintext: bytes, purpose: str, binding: str, *, _nonce: bytes | None = None
+    ) -> bytes:
+        """Seal ``plaintext`` under the primary key; return the raw token bytes.
+
+        ``_nonce`` exists only for golden-vector tests; production code never passes it.
+        """
+        kid = self.primary_kid
+        header = _VERSION_BYTE + kid
+        nonce = os.urandom(NONCE_SIZE) if _nonce is None else _nonce
+        aead = self._store[kid] if purpose == "store" else self._aead[kid]
+        ad = header + self._ad_tail[purpose] + binding.encode("utf-8", "surrogatepass")
+        return header + nonce + aead.encrypt(nonce, plaintext, ad)
+
+    def open_bytes(self, raw: bytes, purpose: str, binding: str) -> tuple[bytes, bytes]:
+        """Open raw token bytes; return ``(plaintext, kid)``.
+
+        :raises InvalidToken: ``invalid`` (short, version, tampered) or ``unknown_key``.
+        """
+        if len(raw) < MIN_TOKEN_BYTES:
+            raise InvalidToken("short")
+        if raw[0] != VERSION:
+            raise InvalidToken("version")
+        kid = raw[1:HEADER_SIZE]
+        table = self._store if purpose == "store" else self._aead
+        aead = table.get(kid)
+        if aead is None:
+            raise InvalidToken("unknown_kid", "unknown_key")
+        ad = raw[:HEADER_SIZE] + self._ad_tail[purpose] + binding.encode("utf-8", "surrogatepass")
+        nonce_end = HEADER_SIZE + NONCE_SIZE
+        try:
+            plaintext = aead.decrypt(raw[HEADER_SIZE:nonce_end], raw[nonce_end:], ad)
+        except InvalidTag:
+            raise InvalidToken("tampered") from None
+        return plaintext, kid
+
+    # -- text tokens (cookies, headers) ------------------------------------------
+
+    def seal(
+        self, plaintext: bytes, purpose: str, binding: str, *, _nonce: bytes | None = None
+    ) -> str:
+        """Seal ``plaintext`` and return the base64url token text."""
+        return b64encode(self.seal_bytes(plaintext, purpose, binding, _nonce=_nonce))
+
+    def open(self, token: str, purpose: str, binding: str) -> tuple[bytes, bytes]:
+        """Open a base64url token; return ``(plaintext, kid)``.
+
+        :raises InvalidToken: with reason ``too_long``, ``malformed``, ``short``,
+            ``version``, ``tampered`` or (event ``unknown_key``) ``unknown_kid``.
+        """
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidToken("too_long")
+        try:
+            raw = b64decode(token)
+        except ValueError:
+            raise InvalidToken("malformed") from None
+        return self.open_bytes(raw, purpose, binding)

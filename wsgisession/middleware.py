@@ -1,0 +1,719 @@
+"""``SessionMiddleware``: encrypted cookie sessions for any WSGI application.
+
+Environ keys set per request:
+
+``environ["session"]`` (configurable with ``environ_key``)
+    a lazy :class:`~wsgisession.session.Session`. Set it to ``None`` to destroy the
+    session, or to a ``dict`` to replace its contents.
+
+The middleware wraps ``start_response``: when the application starts its response,
+the session is committed (DESIGN §4) and ``Set-Cookie``, ``Vary: Cookie`` and
+``Cache-Control: private`` are added to a *copy* of the application's headers.
+
+.. autoclass:: SessionMiddleware
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .codec import TokenCodec
+from .cookies import (
+    CookieWriter,
+    find_cookie,
+    valid_cookie_name,
+    valid_domain,
+    valid_path,
+)
+from .errors import (
+    ConfigurationError,
+    InvalidToken,
+    SerializationError,
+    SessionTooLarge,
+    WSGISessionError,
+)
+from .events import SessionEvent, session_id_hash
+from .serializers import JSONSerializer, _encode
+from .session import UNSET, Session, coerce_max_age
+
+if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["SessionMiddleware"]
+
+logger = logging.getLogger("wsgisession")
+
+#: Browsers cap cookie lifetimes at 400 days (RFC 6265bis); so do we.
+MAX_COOKIE_AGE = 400 * 24 * 3600
+#: A token created this far in the future is refused as invalid.
+CLOCK_SKEW = 60
+_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
+_WARNING_EVENTS = frozenset(
+    {
+        "invalid",
+        "unknown_key",
+        "duplicate",
+        "too_large",
+        "store_error",
+        "interrupted",
+        "late_write",
+        "insecure_transport",
+    }
+)
+_DEBUG_EVENTS = frozenset({"created", "regenerated", "destroyed"})
+_MAX_WRITERS = 64
+_ID_MAX = 256
+
+
+def _default_genid(environ: dict[str, Any]) -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, not {value!r:.40}", name)
+    return value
+
+
+def _check_callable(name: str, value: object, *, optional: bool = True) -> Any:
+    if value is None and optional:
+        return None
+    if not callable(value):
+        raise ConfigurationError(f"{name} must be callable, not {type(value).__name__}", name)
+    return value
+
+
+class SessionMiddleware:
+    """Wrap a WSGI application with encrypted cookie sessions.
+
+    :param app: the WSGI application.
+    :param secret_keys: secrets (``str``/``bytes``, each at least 32 bytes), first =
+        current: the first encrypts, all decrypt. Rotate by prepending a new secret.
+
+    Every other option is keyword-only and validated here; a bad value raises
+    :class:`~wsgisession.errors.ConfigurationError` naming the option. See the README
+    for the full table (``cookie_name``, ``max_age``, ``absolute_max_age``,
+    ``auto_commit``, ``overwrite``, ``httponly``, ``secure``, ``samesite``, ``path``,
+    ``domain``, ``partitioned``, ``rolling``, ``renew``, ``serializer``, ``store``,
+    ``external_key``, ``genid``, ``prefix``, ``on_store_error``, ``valid``,
+    ``before_save``, ``on_event``, ``environ_key``, ``namespace``,
+    ``commit_on_error``, ``cache_control``, ``max_cookie_size``, ``clock``).
+
+    .. code-block:: python
+
+        from wsgisession import SessionMiddleware
+        app = SessionMiddleware(app, secret_keys=[os.environ["SESSION_SECRET"]])
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        secret_keys: Sequence[str | bytes] | None = None,
+        *,
+        cookie_name: str = "session",
+        max_age: int | float | datetime.timedelta | None = 86400,
+        absolute_max_age: int | float | datetime.timedelta | None = None,
+        auto_commit: bool = True,
+        overwrite: bool = True,
+        httponly: bool = True,
+        secure: bool | None = None,
+        samesite: str | None = "Lax",
+        path: str = "/",
+        domain: str | Callable[[dict[str, Any]], str | None] | None = None,
+        partitioned: bool = False,
+        rolling: bool = False,
+        renew: bool = False,
+        serializer: Any = None,
+        store: Any = None,
+        external_key: Any = None,
+        genid: Callable[[dict[str, Any]], str] | None = None,
+        prefix: str = "session:",
+        on_store_error: str = "raise",
+        valid: Callable[[dict[str, Any], Session], bool] | None = None,
+        before_save: Callable[[dict[str, Any], Session], None] | None = None,
+        on_event: Callable[[SessionEvent], None] | None = None,
+        environ_key: str = "session",
+        namespace: str = "default",
+        commit_on_error: bool = False,
+        cache_control: bool = True,
+        max_cookie_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ConfigurationError(f"unknown option {name!r}", name)
+        if not callable(app):
+            raise ConfigurationError("app must be a WSGI callable", "app")
+        if secret_keys is None:
+            raise ConfigurationError("secret_keys is required", "secret_keys")
+        self.app = app
+        self._codec = TokenCodec(secret_keys, namespace)
+        self.namespace = namespace
+
+        if not isinstance(cookie_name, str) or not valid_cookie_name(cookie_name):
+            raise ConfigurationError(
+                "cookie_name must be a non-empty RFC 9110 token (no spaces, ';', ',', '=' "
+                "or control characters)",
+                "cookie_name",
+            )
+        if len(cookie_name) > 256:
+            raise ConfigurationError("cookie_name is longer than 256 characters", "cookie_name")
+        self.cookie_name = cookie_name
+        self.max_age = coerce_max_age(max_age, "max_age")
+        self.absolute_max_age = coerce_max_age(absolute_max_age, "absolute_max_age")
+        self.auto_commit = _check_bool("auto_commit", auto_commit)
+        self.overwrite = _check_bool("overwrite", overwrite)
+        self.httponly = _check_bool("httponly", httponly)
+        self.partitioned = _check_bool("partitioned", partitioned)
+        self.rolling = _check_bool("rolling", rolling)
+        self.renew = _check_bool("renew", renew)
+        self.commit_on_error = _check_bool("commit_on_error", commit_on_error)
+        self.cache_control = _check_bool("cache_control", cache_control)
+        if secure is not None:
+            _check_bool("secure", secure)
+        self.secure = secure
+
+        if samesite is not None:
+            if not isinstance(samesite, str) or samesite.lower() not in _SAMESITE:
+                raise ConfigurationError(
+                    'samesite must be "Lax", "Strict", "None" or None', "samesite"
+                )
+            samesite = _SAMESITE[samesite.lower()]
+        self.samesite = samesite
+        if not isinstance(path, str) or not valid_path(path):
+            raise ConfigurationError(
+                "path must start with '/' and hold only visible ASCII without ';'", "path"
+            )
+        self.path = path
+        if domain is not None and not callable(domain):
+            if not isinstance(domain, str) or not valid_domain(domain):
+                raise ConfigurationError(
+                    "domain must be a host name (letters, digits, '-', '.'), a callable or None",
+                    "domain",
+                )
+        self.domain = domain
+
+        # Attributes that demand Secure.
+        needs_secure = []
+        if cookie_name.startswith("__Host-"):
+            needs_secure.append("a __Host- cookie_name")
+            if domain is not None:
+                raise ConfigurationError("a __Host- cookie_name forbids domain", "domain")
+            if path != "/":
+                raise ConfigurationError('a __Host- cookie_name requires path="/"', "path")
+        if cookie_name.startswith("__Secure-"):
+            needs_secure.append("a __Secure- cookie_name")
+        if samesite == "None":
+            needs_secure.append('samesite="None"')
+        if partitioned:
+            needs_secure.append("partitioned=True")
+        if needs_secure and secure is False:
+            raise ConfigurationError(
+                f"{needs_secure[0]} requires Secure; secure=False is not allowed", "secure"
+            )
+        self._always_secure = secure is True or bool(needs_secure)
+
+        if serializer is None:
+            serializer = JSONSerializer()
+        elif not (
+            callable(getattr(serializer, "dumps", None))
+            and callable(getattr(serializer, "loads", None))
+        ):
+            raise ConfigurationError(
+                "serializer must have dumps(obj) -> bytes and loads(bytes) -> obj",
+                "serializer",
+            )
+        self._serializer = serializer
+        self._fast_json = type(serializer) is JSONSerializer
+
+        if store is not None:
+            raise ConfigurationError(
+                "server-side stores are not available in this release; leave store=None "
+                "for encrypted cookie sessions",
+                "store",
+            )
+        if external_key is not None:
+            raise ConfigurationError(
+                "external_key needs a server-side store (store=...)", "external_key"
+            )
+        self.store = store
+        self.external_key = external_key
+        self._stores_late = False
+        self._genid = _check_callable("genid", genid) or _default_genid
+        if not isinstance(prefix, str):
+            raise ConfigurationError("prefix must be a str", "prefix")
+        self.prefix = prefix
+        if on_store_error not in ("raise", "ignore"):
+            raise ConfigurationError('on_store_error must be "raise" or "ignore"', "on_store_error")
+        self.on_store_error = on_store_error
+        self._valid = _check_callable("valid", valid)
+        self._before_save = _check_callable("before_save", before_save)
+        self._on_event = _check_callable("on_event", on_event)
+        if not isinstance(environ_key, str) or not environ_key:
+            raise ConfigurationError("environ_key must be a non-empty str", "environ_key")
+        self.environ_key = environ_key
+        if (
+            not isinstance(max_cookie_size, int)
+            or isinstance(max_cookie_size, bool)
+            or not 512 <= max_cookie_size <= 8192
+        ):
+            raise ConfigurationError(
+                "max_cookie_size must be an int between 512 and 8192", "max_cookie_size"
+            )
+        self.max_cookie_size = max_cookie_size
+        self._clock = _check_callable("clock", clock, optional=False)
+        self._insecure_warned = False
+        self._writers: dict[tuple[str | None, bool], CookieWriter] = {}
+        if not callable(domain):
+            # Build both static writers now, so a bad combination fails here.
+            for flag in {True} if self._always_secure else {True, False}:
+                self._writer(domain, flag)
+
+    def __repr__(self) -> str:
+        return (
+            f"<SessionMiddleware cookie_name={self.cookie_name!r} "
+            f"namespace={self.namespace!r} key_ids={self._codec.key_ids!r}>"
+        )
+
+    # -- WSGI ---------------------------------------------------------------------
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        session = Session(self, environ)
+        key = self.environ_key
+        environ[key] = session
+
+        def session_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            if not session.accessed and environ.get(key, session) is session:
+                session._committed = True
+                return start_response(status, headers, exc_info)
+            new_headers = self._commit(environ, session, status, headers, exc_info)
+            return start_response(status, new_headers, exc_info)
+
+        app_iter = self.app(environ, session_start_response)
+        if session._committed and not session.accessed:
+            return app_iter
+        return ClosingIterable(app_iter, self._finish, session)
+
+    def _finish(self, session: Session) -> None:
+        """Called once when the server closes the response."""
+        if (
+            session._late_snapshot is not None
+            and not session._late
+            and session._dump_data() != session._late_snapshot
+        ):
+            session._late = True
+            self._late_write(session)
+
+    def _late_write(self, session: Session) -> None:
+        self._emit("late_write", session._environ, session._id, "after_headers")
+
+    # -- events -------------------------------------------------------------------
+
+    def _emit(
+        self, name: str, environ: dict[str, Any], session_id: str | None, reason: str
+    ) -> None:
+        id_hash = None if session_id is None else session_id_hash(session_id)
+        if name in _WARNING_EVENTS:
+            level = logging.WARNING
+        elif name in _DEBUG_EVENTS:
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(level, "session %s: %s (session %s)", name, reason, id_hash or "-")
+        if self._on_event is not None:
+            try:
+                self._on_event(SessionEvent(name, environ, id_hash, reason))
+            except Exception:
+                logger.exception("on_event callback failed for a %s event", name)
+
+    # -- loading ------------------------------------------------------------------
+
+    def _new_id(self, environ: dict[str, Any]) -> str:
+        sid = self._genid(environ)
+        if not isinstance(sid, str) or not sid or len(sid) > _ID_MAX:
+            raise WSGISessionError(
+                f"genid must return a non-empty str of at most {_ID_MAX} characters"
+            )
+        return sid
+
+    def _load(self, session: Session) -> dict[str, Any]:
+        """Open the request's cookie into ``session`` (first touch)."""
+        environ = session._environ
+        now = self._clock()
+        header = environ.get("HTTP_COOKIE")
+        record = None
+        if header:
+            values, count = find_cookie(header, self.cookie_name)
+            if count == 1:
+                try:
+                    record = self._open(values[0], now)
+                except InvalidToken as exc:
+                    self._emit(exc.event, environ, exc.session_id, exc.reason)
+            elif count > 1:
+                record = self._pick_duplicate(environ, values, now)
+        if record is None:
+            session._init_fresh(now)
+            assert session._data is not None
+            return session._data
+        data, meta, kid = record
+        session._data = data
+        session._is_new = False
+        session._incoming = True
+        session._id = meta["s"]
+        session._created = meta["c"]
+        session._expires = meta.get("e")
+        session._absolute = meta.get("a")
+        session._max_age = meta["m"] if "m" in meta else UNSET
+        session._rekey = kid != self._codec.primary_kid
+        if self._valid is not None:
+            try:
+                ok = bool(self._valid(environ, session))
+            except Exception:
+                logger.exception("the valid() hook raised; treating the session as invalid")
+                ok = False
+            if not ok:
+                self._emit("invalid", environ, session._id, "valid")
+                session._init_fresh(now)
+                assert session._data is not None
+                return session._data
+            session._snapshot = None  # whatever valid() read is still pristine
+        if session._rekey:
+            self._emit("rotated", environ, session._id, "old_key")
+        return data
+
+    def _pick_duplicate(
+        self, environ: dict[str, Any], values: list[str], now: float
+    ) -> tuple[dict[str, Any], dict[str, Any], bytes] | None:
+        opened = []
+        for value in values:
+            try:
+                opened.append(self._open(value, now))
+            except InvalidToken:
+                continue
+        ids = {record[1]["s"] for record in opened}
+        if len(ids) > 1:
+            self._emit("duplicate", environ, None, "ambiguous")
+            return None
+        if not opened:
+            self._emit("duplicate", environ, None, "none_valid")
+            return None
+        self._emit("duplicate", environ, opened[0][1]["s"], "multiple")
+        return opened[0]
+
+    def _open(self, value: str, now: float) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+        """Open one cookie value; return ``(data, metadata, kid)`` or raise InvalidToken."""
+        payload, kid = self._codec.open(value, "data", self.cookie_name)
+        try:
+            meta = self._serializer.loads(payload)
+        except Exception:
+            raise InvalidToken("decode") from None
+        if type(meta) is not dict:
+            raise InvalidToken("schema")
+        created = meta.get("c")
+        sid = meta.get("s")
+        data = meta.pop("d", None)
+        if (
+            type(created) is not int
+            or type(sid) is not str
+            or not 0 < len(sid) <= _ID_MAX
+            or type(data) is not dict
+        ):
+            raise InvalidToken("schema")
+        expires = meta.get("e")
+        absolute = meta.get("a")
+        if (expires is not None and type(expires) is not int) or (
+            absolute is not None and type(absolute) is not int
+        ):
+            raise InvalidToken("schema")
+        if "m" in meta:
+            per_session = meta["m"]
+            if per_session is not None and (type(per_session) is not int or per_session <= 0):
+                raise InvalidToken("schema")
+        if created > now + CLOCK_SKEW:
+            raise InvalidToken("future")
+        if absolute is None and self.absolute_max_age is not None:
+            absolute = meta["a"] = created + self.absolute_max_age
+        if absolute is not None and not now < absolute:
+            raise InvalidToken("absolute", "expired", session_id=sid)
+        if expires is not None and not now < expires:
+            raise InvalidToken("idle", "expired", session_id=sid)
+        return data, meta, kid
+
+    def _projected_expiry(self, session: Session) -> int | None:
+        """Expiry a session would get if saved now (for ``expires_at`` of unsaved ones)."""
+        now = int(self._clock())
+        lifetime = self.max_age if session._max_age is UNSET else session._max_age
+        absolute = self._absolute_for(session)
+        if lifetime is None:
+            return absolute
+        expires = now + lifetime
+        return expires if absolute is None else min(expires, absolute)
+
+    def _absolute_for(self, session: Session) -> int | None:
+        if session._absolute is not None:
+            return session._absolute
+        if self.absolute_max_age is not None:
+            return session._created + self.absolute_max_age
+        return None
+
+    # -- committing -----------------------------------------------------------------
+
+    def _commit(
+        self,
+        environ: dict[str, Any],
+        session: Session,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: Any,
+    ) -> list[tuple[str, str]]:
+        """Decide the session's fate and return the response headers to send."""
+        failed = exc_info is not None or status[:1] == "5"
+        current = environ.get(self.environ_key, session)
+        destroy = False
+        if current is None:
+            destroy = True
+        elif current is not session:
+            if not isinstance(current, dict):
+                raise TypeError(
+                    f"environ[{self.environ_key!r}] can only be set to None or a dict, "
+                    f"not {type(current).__name__}"
+                )
+            self._replace(session, current)
+        session._committed = True
+        out = list(headers)
+        _merge_vary(out, "Cookie")
+        cookie = None
+        if destroy:
+            cookie = self._destroy(environ, session, "assigned_none")
+        else:
+            cookie = self._decide(environ, session, failed)
+        if cookie is not None:
+            if self.overwrite:
+                out = [h for h in out if not self._is_our_set_cookie(h)]
+            out.append(("Set-Cookie", cookie))
+            if self.cache_control:
+                self._make_private(environ, session, out)
+        return out
+
+    def _replace(self, session: Session, new: dict[str, Any]) -> None:
+        session._load()
+        before = session._snapshot
+        if before is None or session._modified:
+            before = None if session._modified else session._dump_data()
+        session._data = new
+        after = session._dump_data()
+        session._modified = before is None or before != after
+        session._snapshot = None if session._modified else after
+
+    def _destroy(self, environ: dict[str, Any], session: Session, reason: str) -> str:
+        self._emit("destroyed", environ, session._id if session._data is not None else None, reason)
+        return self._writer_for(environ).render_deletion()
+
+    def _decide(self, environ: dict[str, Any], session: Session, failed: bool) -> str | None:
+        """Cookie to send for a loaded session, or None (DESIGN §4)."""
+        data = session._data
+        assert data is not None
+        if session._invalidated and not data and not session._force:
+            return self._destroy(environ, session, "invalidate")
+        if failed and not self.commit_on_error:
+            return None
+        if not self.auto_commit and not session._commit_requested and not session._force:
+            return None
+        if session._force:
+            return self._write(environ, session)
+        if session.changed:
+            if data:
+                return self._write(environ, session)
+            if session._incoming:
+                return self._destroy(environ, session, "emptied")
+            return None
+        if not data:
+            return None
+        if session._rekey:
+            return self._write(environ, session)
+        if self.rolling:
+            return self._write(environ, session)
+        if self.renew and session._expires is not None:
+            lifetime = self.max_age if session._max_age is UNSET else session._max_age
+            if lifetime is not None and session._expires - self._clock() < lifetime / 2:
+                return self._write(environ, session)
+        return None
+
+    def _write(self, environ: dict[str, Any], session: Session) -> str:
+        if self._before_save is not None:
+            self._before_save(environ, session)
+        data = session._data
+        assert data is not None
+        now = int(self._clock())
+        lifetime = self.max_age if session._max_age is UNSET else session._max_age
+        absolute = self._absolute_for(session)
+        expires = None
+        if lifetime is not None:
+            expires = now + lifetime
+            if absolute is not None and absolute < expires:
+                expires = absolute
+        meta: dict[str, Any] = {"c": session._created}
+        if expires is not None:
+            meta["e"] = expires
+        if absolute is not None:
+            meta["a"] = absolute
+        if session._max_age is not UNSET:
+            meta["m"] = session._max_age
+        meta["s"] = session._id
+        try:
+            if self._fast_json:
+                body = self._serializer.dumps(data)
+                plaintext = _encode(meta)[:-1].encode("ascii") + b',"d":' + body + b"}"
+            else:
+                meta["d"] = data
+                plaintext = self._serializer.dumps(meta)
+        except SerializationError as exc:
+            path = exc.path
+            raise SerializationError(
+                str(exc).replace(f"at {path}", f"at session{path}", 1), path
+            ) from None
+        except Exception as exc:
+            raise SerializationError(
+                f"the session serializer failed: {type(exc).__name__}"
+            ) from exc
+        token = self._codec.seal(plaintext, "data", self.cookie_name)
+        writer = self._writer_for(environ)
+        if expires is None:
+            cookie = writer.render(token, None, now)
+        else:
+            cookie = writer.render(token, max(0, min(expires - now, MAX_COOKIE_AGE)), now)
+        if len(cookie) > self.max_cookie_size:
+            self._emit("too_large", environ, session._id, "cookie_size")
+            raise SessionTooLarge(len(cookie), self.max_cookie_size)
+        if (
+            writer.secure
+            and not self._insecure_warned
+            and environ.get("wsgi.url_scheme") != "https"
+        ):
+            self._insecure_warned = True
+            self._emit("insecure_transport", environ, None, "http_scheme")
+        if session._is_new:
+            self._emit("created", environ, session._id, "new")
+        session._is_new = False
+        session._expires = expires
+        session._absolute = absolute
+        session._modified = False
+        session._snapshot = None
+        session._force = False
+        session._rekey = False
+        return cookie
+
+    # -- headers --------------------------------------------------------------------
+
+    def _writer(self, domain: str | None, secure: bool) -> CookieWriter:
+        key = (domain, secure)
+        writer = self._writers.get(key)
+        if writer is None:
+            if len(self._writers) >= _MAX_WRITERS:
+                self._writers.clear()
+            writer = self._writers[key] = CookieWriter(
+                self.cookie_name,
+                path=self.path,
+                domain=domain,
+                secure=secure,
+                httponly=self.httponly,
+                samesite=self.samesite,
+                partitioned=self.partitioned,
+            )
+        return writer
+
+    def _writer_for(self, environ: dict[str, Any]) -> CookieWriter:
+        secure = self._always_secure or (
+            self.secure is None and environ.get("wsgi.url_scheme") == "https"
+        )
+        domain = self.domain
+        if callable(domain):
+            domain = domain(environ)
+            if domain is not None and (not isinstance(domain, str) or not valid_domain(domain)):
+                raise WSGISessionError("the domain callable returned an invalid domain")
+        return self._writer(domain, secure)
+
+    def _is_our_set_cookie(self, header: tuple[str, str]) -> bool:
+        name, value = header
+        if name.lower() != "set-cookie":
+            return False
+        return value.partition("=")[0].strip() == self.cookie_name
+
+    def _make_private(
+        self, environ: dict[str, Any], session: Session, headers: list[tuple[str, str]]
+    ) -> None:
+        for index, (name, value) in enumerate(headers):
+            if name.lower() != "cache-control":
+                continue
+            directives = [d.strip() for d in value.split(",") if d.strip()]
+            lowered = [d.lower() for d in directives]
+            if "public" in lowered or any(d.startswith("s-maxage") for d in lowered):
+                kept = [
+                    d
+                    for d in directives
+                    if d.lower() != "public" and not d.lower().startswith("s-maxage")
+                ]
+                if "private" not in lowered and "no-store" not in lowered:
+                    kept.insert(0, "private")
+                headers[index] = (name, ", ".join(kept))
+                self._emit(
+                    "cache_control_overridden",
+                    environ,
+                    session._id if session._data is not None else None,
+                    "public",
+                )
+            elif "private" not in lowered and "no-store" not in lowered:
+                headers[index] = (name, ", ".join(["private", *directives]))
+            return
+        headers.append(("Cache-Control", "private"))
+
+
+def _merge_vary(headers: list[tuple[str, str]], field: str) -> None:
+    """Add ``field`` to the response's ``Vary`` (once; ``Vary: *`` is left alone)."""
+    wanted = field.lower()
+    for index, (name, value) in enumerate(headers):
+        if name.lower() != "vary":
+            continue
+        tokens = [t.strip().lower() for t in value.split(",")]
+        if "*" in tokens or wanted in tokens:
+            return
+        headers[index] = (name, f"{value}, {field}" if value.strip() else field)
+        return
+    headers.append(("Vary", field))
+
+
+class ClosingIterable:
+    """The application's iterable with ``close()`` forwarded, then a callback, once."""
+
+    __slots__ = ("_app_iter", "_callback", "_session", "_closed")
+
+    def __init__(
+        self, app_iter: Iterable[bytes], callback: Callable[[Session], None], session: Session
+    ) -> None:
+        self._app_iter = app_iter
+        self._callback = callback
+        self._session = session
+        self._closed = False
+
+    def __iter__(self) -> Any:
+        return iter(self._app_iter)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._app_iter, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._callback(self._session)

@@ -1,0 +1,200 @@
+"""The default serializer: compact, strict JSON with a few tagged Python types.
+
+``JSONSerializer`` turns the token's plaintext mapping (metadata and session data)
+into ASCII JSON bytes and back. Beyond plain JSON it round-trips, exactly:
+
+* ``tuple``                       → ``{"$t": [...]}``
+* ``bytes``                       → ``{"$b": "<base64>"}``
+* ``datetime.datetime``           → ``{"$dt": "<isoformat>"}`` (naive or aware, microseconds kept)
+* ``datetime.date``               → ``{"$d": "<isoformat>"}``
+* ``uuid.UUID``                   → ``{"$u": "<hex>"}``
+* ``decimal.Decimal``             → ``{"$n": "<str>"}``
+* a user dict with exactly one key starting with ``$`` → ``{"$": [[key, value]]}``,
+  so such a dict comes back as itself and never as a tagged value.
+
+Subclasses of ``dict``, ``list``, ``str``, ``int`` and ``float`` are accepted and come
+back as the base type (what :mod:`json` itself does). Anything else — sets, custom
+objects, non-``str`` keys, NaN and infinities — raises
+:class:`~wsgisession.errors.SerializationError` naming where the value sits.
+Pickle is never used.
+
+A custom serializer is any object with ``dumps(obj) -> bytes`` and
+``loads(bytes) -> obj``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+import math
+import uuid
+from decimal import Decimal
+from typing import Any, Protocol
+
+from .errors import SerializationError
+
+__all__ = ["Serializer", "JSONSerializer"]
+
+
+class Serializer(Protocol):
+    """What the ``serializer`` option accepts."""
+
+    def dumps(self, obj: Any) -> bytes: ...  # pragma: no cover - protocol
+
+    def loads(self, data: bytes) -> Any: ...  # pragma: no cover - protocol
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} in session payload")
+
+
+_encoder = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=False
+)
+_encode = _encoder.encode
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+_decode = _decoder.decode
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _where(path: tuple[Any, ...]) -> str:
+    return "".join(f"[{p!r}]" for p in path)
+
+
+def _pack(obj: Any, path: tuple[Any, ...]) -> Any:
+    """Return a JSON-ready copy of ``obj`` with tagged types, or raise."""
+    t = type(obj)
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is float:
+        if math.isfinite(obj):
+            return obj
+        raise SerializationError(
+            f"session value at {_where(path)} is a non-finite float, which cannot be stored",
+            _where(path),
+        )
+    if t is dict:
+        return _pack_dict(obj, path)
+    if t is list:
+        return [_pack(v, (*path, i)) for i, v in enumerate(obj)]
+    return _pack_other(obj, t, path)
+
+
+def _pack_dict(obj: dict[Any, Any], path: tuple[Any, ...]) -> Any:
+    out = {}
+    for k, v in obj.items():
+        if type(k) is not str:
+            if isinstance(k, str):
+                k = str(k)
+            else:
+                raise SerializationError(
+                    f"session key {k!r:.40} at {_where(path) or 'top level'} is a "
+                    f"{type(k).__name__}; keys must be str",
+                    _where(path),
+                )
+        out[k] = _pack(v, (*path, k))
+    if len(out) == 1:
+        (key,) = out
+        if key.startswith("$"):
+            return {"$": [[key, out[key]]]}
+    return out
+
+
+def _pack_other(obj: Any, t: type, path: tuple[Any, ...]) -> Any:
+    if t is tuple:
+        return {"$t": [_pack(v, (*path, i)) for i, v in enumerate(obj)]}
+    if isinstance(obj, datetime.datetime):
+        return {"$dt": obj.isoformat()}
+    if isinstance(obj, datetime.date):
+        return {"$d": obj.isoformat()}
+    if t is bytes:
+        return {"$b": base64.b64encode(obj).decode("ascii")}
+    if t is uuid.UUID:
+        return {"$u": obj.hex}
+    if t is Decimal:
+        if obj.is_finite():
+            return {"$n": str(obj)}
+        raise SerializationError(
+            f"session value at {_where(path)} is a non-finite Decimal, which cannot be stored",
+            _where(path),
+        )
+    # Subclasses of the JSON types come back as their base type, as with json.
+    if isinstance(obj, bool):  # pragma: no cover - bool cannot be subclassed
+        return bool(obj)
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return _pack(float(obj), path)
+    if isinstance(obj, dict):
+        return _pack_dict(dict(obj), path)
+    if isinstance(obj, list):
+        return [_pack(v, (*path, i)) for i, v in enumerate(obj)]
+    raise SerializationError(
+        f"session value at {_where(path)} has type {t.__name__!r}, which the JSON "
+        "serializer cannot store (use str, int, float, bool, None, list, dict, tuple, "
+        "bytes, datetime, date, UUID or Decimal)",
+        _where(path),
+    )
+
+
+def _unpack(obj: dict[str, Any]) -> Any:
+    """``object_hook``: turn a tagged single-key dict back into its Python value."""
+    if len(obj) != 1:
+        return obj
+    ((tag, value),) = obj.items()
+    if not tag.startswith("$"):
+        return obj
+    if tag == "$t" and type(value) is list:
+        return tuple(value)
+    if tag == "$dt" and type(value) is str:
+        return datetime.datetime.fromisoformat(value)
+    if tag == "$d" and type(value) is str:
+        return datetime.date.fromisoformat(value)
+    if tag == "$b" and type(value) is str:
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError("bad $b value") from exc
+    if tag == "$u" and type(value) is str:
+        return uuid.UUID(hex=value)
+    if tag == "$n" and type(value) is str:
+        number = Decimal(value)
+        if not number.is_finite():
+            raise ValueError("non-finite Decimal")
+        return number
+    if tag == "$" and type(value) is list and len(value) == 1:
+        pair = value[0]
+        if type(pair) is list and len(pair) == 2 and type(pair[0]) is str:
+            return {pair[0]: pair[1]}
+    raise ValueError("unknown or malformed tag in session payload")
+
+
+class JSONSerializer:
+    """Strict compact JSON with tagged types; see the module docstring."""
+
+    def dumps(self, obj: Any) -> bytes:
+        """Serialize ``obj`` to ASCII JSON bytes.
+
+        :raises SerializationError: for a value or key JSON cannot hold exactly.
+        """
+        try:
+            return _encode(_pack(obj, ())).encode("ascii")
+        except (ValueError, RecursionError) as exc:  # an int over 4300 digits, deep nesting
+            raise SerializationError(
+                f"session data cannot be serialized ({type(exc).__name__})"
+            ) from None
+
+    def loads(self, data: bytes) -> Any:
+        """Parse bytes written by :meth:`dumps`. Raises ``ValueError`` on anything else."""
+        text = data.decode("ascii")
+        if '"$' not in text:
+            return _decode(text)
+        return json.loads(text, parse_constant=_reject_constant, object_hook=_unpack)
+
+    def __repr__(self) -> str:
+        return "JSONSerializer()"
