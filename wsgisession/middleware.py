@@ -488,14 +488,23 @@ class SessionMiddleware:
                     f"not {type(current).__name__}"
                 )
             self._replace(session, current)
-        session._committed = True
         out = list(headers)
         _merge_vary(out, "Cookie")
-        cookie = None
-        if destroy:
-            cookie = self._destroy(environ, session, "assigned_none")
-        else:
-            cookie = self._decide(environ, session, failed)
+        previous = session._sent_cookie
+        deletion = previous is not None and previous.startswith(self.cookie_name + "=;")
+        try:
+            if destroy:
+                cookie = previous if deletion else self._destroy(environ, session, "assigned_none")
+            elif previous is not None:
+                # A retry with exc_info replaces the first headers: send the same
+                # cookie again if this response may still commit (deletions always).
+                cookie = previous if deletion or not failed or self.commit_on_error else None
+            else:
+                cookie = self._decide(environ, session, failed)
+        finally:
+            # From here on the headers are the server's: later writes are late.
+            session._committed = True
+        session._sent_cookie = cookie
         if cookie is not None:
             if self.overwrite:
                 out = [h for h in out if not self._is_our_set_cookie(h)]
@@ -522,29 +531,29 @@ class SessionMiddleware:
         """Cookie to send for a loaded session, or None (DESIGN §4)."""
         data = session._data
         assert data is not None
-        if session._invalidated and not data and not session._force:
-            return self._destroy(environ, session, "invalidate")
+        if not data and not session._force:
+            # Destroys go out even on error pages: logout must work there too.
+            if session._invalidated:
+                return self._destroy(environ, session, "invalidate")
+            if session._incoming and session.changed:
+                if not self.auto_commit and not session._commit_requested:
+                    return None
+                return self._destroy(environ, session, "emptied")
+            return None
         if failed and not self.commit_on_error:
             return None
         if not self.auto_commit and not session._commit_requested and not session._force:
             return None
-        if session._force:
-            return self._write(environ, session)
-        if session.changed:
-            if data:
-                return self._write(environ, session)
-            if session._incoming:
-                return self._destroy(environ, session, "emptied")
-            return None
-        if not data:
-            return None
-        if session._rekey:
-            return self._write(environ, session)
-        if self.rolling:
+        if session._force or session.changed or session._rekey or self.rolling:
             return self._write(environ, session)
         if self.renew and session._expires is not None:
             lifetime = self.max_age if session._max_age is UNSET else session._max_age
-            if lifetime is not None and session._expires - self._clock() < lifetime / 2:
+            absolute = self._absolute_for(session)
+            if (
+                lifetime is not None
+                and (absolute is None or session._expires < absolute)
+                and session._expires - self._clock() < lifetime / 2
+            ):
                 return self._write(environ, session)
         return None
 
@@ -651,44 +660,54 @@ class SessionMiddleware:
     def _make_private(
         self, environ: dict[str, Any], session: Session, headers: list[tuple[str, str]]
     ) -> None:
-        for index, (name, value) in enumerate(headers):
-            if name.lower() != "cache-control":
-                continue
-            directives = [d.strip() for d in value.split(",") if d.strip()]
-            lowered = [d.lower() for d in directives]
-            if "public" in lowered or any(d.startswith("s-maxage") for d in lowered):
-                kept = [
-                    d
-                    for d in directives
-                    if d.lower() != "public" and not d.lower().startswith("s-maxage")
-                ]
-                if "private" not in lowered and "no-store" not in lowered:
-                    kept.insert(0, "private")
-                headers[index] = (name, ", ".join(kept))
-                self._emit(
-                    "cache_control_overridden",
-                    environ,
-                    session._id if session._data is not None else None,
-                    "public",
-                )
-            elif "private" not in lowered and "no-store" not in lowered:
-                headers[index] = (name, ", ".join(["private", *directives]))
+        """Make a response that sets our cookie uncacheable by shared caches."""
+        found = [i for i, (name, _) in enumerate(headers) if name.lower() == "cache-control"]
+        if not found:
+            headers.append(("Cache-Control", "private"))
             return
-        headers.append(("Cache-Control", "private"))
+        directives = {
+            d.strip().lower().partition("=")[0] for i in found for d in headers[i][1].split(",")
+        }
+        overridden = "public" in directives or "s-maxage" in directives
+        need_private = "private" not in directives and "no-store" not in directives
+        for i in found:
+            name, value = headers[i]
+            kept = [
+                d.strip()
+                for d in value.split(",")
+                if d.strip() and d.strip().lower().partition("=")[0] not in ("public", "s-maxage")
+            ]
+            if need_private and i == found[0]:
+                kept.insert(0, "private")
+            headers[i] = (name, ", ".join(kept))
+        # Drop Cache-Control headers that ended up empty.
+        headers[:] = [h for h in headers if h[0].lower() != "cache-control" or h[1]]
+        if overridden:
+            self._emit(
+                "cache_control_overridden",
+                environ,
+                session._id if session._data is not None else None,
+                "public",
+            )
 
 
 def _merge_vary(headers: list[tuple[str, str]], field: str) -> None:
     """Add ``field`` to the response's ``Vary`` (once; ``Vary: *`` is left alone)."""
     wanted = field.lower()
+    first = None
     for index, (name, value) in enumerate(headers):
         if name.lower() != "vary":
             continue
-        tokens = [t.strip().lower() for t in value.split(",")]
+        tokens = {t.strip().lower() for t in value.split(",")}
         if "*" in tokens or wanted in tokens:
             return
-        headers[index] = (name, f"{value}, {field}" if value.strip() else field)
+        if first is None:
+            first = index
+    if first is None:
+        headers.append(("Vary", field))
         return
-    headers.append(("Vary", field))
+    name, value = headers[first]
+    headers[first] = (name, f"{value}, {field}" if value.strip() else field)
 
 
 class ClosingIterable:

@@ -104,6 +104,7 @@ class Session(MutableMapping[str, Any]):
         "_committed",
         "_late",
         "_incoming",
+        "_sent_cookie",
         "__weakref__",
     )
 
@@ -130,6 +131,7 @@ class Session(MutableMapping[str, Any]):
         self._invalidated = False
         self._committed = False
         self._late = False
+        self._sent_cookie: str | None = None
 
     # -- loading ------------------------------------------------------------------
 
