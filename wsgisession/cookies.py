@@ -34,8 +34,30 @@ _MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "O
 _EPOCH = datetime.datetime(1970, 1, 1)
 
 
+#: Names WebOb (and RFC 2109 parsers) treat as attributes, never as cookie names.
+_RESERVED_NAMES = frozenset(
+    {
+        "path",
+        "expires",
+        "max-age",
+        "domain",
+        "secure",
+        "httponly",
+        "samesite",
+        "comment",
+        "version",
+        "partitioned",
+    }
+)
+
+
 def valid_cookie_name(name: str) -> bool:
-    return _TOKEN_RE.fullmatch(name) is not None
+    """An RFC 9110 token that is not an attribute name and does not start with ``$``."""
+    return (
+        _TOKEN_RE.fullmatch(name) is not None
+        and not name.startswith("$")
+        and name.lower() not in _RESERVED_NAMES
+    )
 
 
 def valid_domain(domain: str) -> bool:

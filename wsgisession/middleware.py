@@ -16,10 +16,12 @@ the session is committed (DESIGN §4) and ``Set-Cookie``, ``Vary: Cookie`` and
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from .codec import TokenCodec
@@ -159,7 +161,7 @@ class SessionMiddleware:
         if not isinstance(cookie_name, str) or not valid_cookie_name(cookie_name):
             raise ConfigurationError(
                 "cookie_name must be a non-empty RFC 9110 token (no spaces, ';', ',', '=' "
-                "or control characters)",
+                "or control characters), not start with '$' and not be an attribute name",
                 "cookie_name",
             )
         if len(cookie_name) > 256:
@@ -298,7 +300,9 @@ class SessionMiddleware:
             return start_response(status, new_headers, exc_info)
 
         app_iter = self.app(environ, session_start_response)
-        if session._committed and not session.accessed:
+        if session._committed and not session.accessed and type(app_iter) is not GeneratorType:
+            # Nothing to finish, and the server keeps its own object (wsgi.file_wrapper).
+            # A generator body may still touch the session: watch it for late writes.
             return app_iter
         return ClosingIterable(app_iter, self._finish, session)
 
@@ -520,8 +524,19 @@ class SessionMiddleware:
             before = None if session._modified else session._dump_data()
         session._data = new
         after = session._dump_data()
-        session._modified = before is None or before != after
+        session._modified = before is None or not self._same_content(before, after)
         session._snapshot = None if session._modified else after
+
+    def _same_content(self, before: bytes, after: bytes) -> bool:
+        """Whether two serialized forms hold the same data, key order aside."""
+        if before == after:
+            return True
+        if not self._fast_json:
+            return False
+        try:
+            return _canonical(before) == _canonical(after)
+        except ValueError:
+            return False
 
     def _destroy(self, environ: dict[str, Any], session: Session, reason: str) -> str:
         self._emit("destroyed", environ, session._id if session._data is not None else None, reason)
@@ -587,10 +602,13 @@ class SessionMiddleware:
                 plaintext = self._serializer.dumps(meta)
         except SerializationError as exc:
             path = exc.path
-            raise SerializationError(
-                str(exc).replace(f"at {path}", f"at session{path}", 1), path
-            ) from None
+            message = str(exc)
+            if path:
+                message = message.replace(f"at {path}", f"at session{path}", 1)
+            raise SerializationError(message, path) from None
         except Exception as exc:
+            # Only the type in our message; the custom serializer's own exception (the
+            # application's code) stays chained for debugging.
             raise SerializationError(
                 f"the session serializer failed: {type(exc).__name__}"
             ) from exc
@@ -689,6 +707,11 @@ class SessionMiddleware:
                 session._id if session._data is not None else None,
                 "public",
             )
+
+
+def _canonical(blob: bytes) -> str:
+    """Key-order-independent form of default-serializer JSON (types stay distinct)."""
+    return json.dumps(json.loads(blob), sort_keys=True)
 
 
 def _merge_vary(headers: list[tuple[str, str]], field: str) -> None:

@@ -9,6 +9,9 @@ into ASCII JSON bytes and back. Beyond plain JSON it round-trips, exactly:
 * ``datetime.date``               → ``{"$d": "<isoformat>"}``
 * ``uuid.UUID``                   → ``{"$u": "<hex>"}``
 * ``decimal.Decimal``             → ``{"$n": "<str>"}``
+* a ``str`` holding a lone high surrogate followed by a lone low one
+                                  → ``{"$s": "<base64 of UTF-16-LE>"}`` (JSON would join the
+  escaped pair into one character); a dict with such a key → ``{"$k": [[key, value], ...]}``
 * a user dict with exactly one key starting with ``$`` → ``{"$": [[key, value]]}``,
   so such a dict comes back as itself and never as a tagged value.
 
@@ -29,6 +32,7 @@ import binascii
 import datetime
 import json
 import math
+import re
 import uuid
 from decimal import Decimal
 from typing import Any, Protocol
@@ -57,7 +61,7 @@ _encode = _encoder.encode
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _decode = _decoder.decode
 
-_PLAIN = (str, int, bool, type(None))
+_SURROGATE_PAIR_RE = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
 
 def _where(path: tuple[Any, ...]) -> str:
@@ -67,7 +71,12 @@ def _where(path: tuple[Any, ...]) -> str:
 def _pack(obj: Any, path: tuple[Any, ...]) -> Any:
     """Return a JSON-ready copy of ``obj`` with tagged types, or raise."""
     t = type(obj)
-    if t is str or t is int or t is bool or obj is None:
+    if t is str:
+        if obj.isascii() or _SURROGATE_PAIR_RE.search(obj) is None:
+            return obj
+        # JSON would merge an escaped high+low surrogate pair into one character.
+        return {"$s": base64.b64encode(obj.encode("utf-16-le", "surrogatepass")).decode()}
+    if t is int or t is bool or obj is None:
         return obj
     if t is float:
         if math.isfinite(obj):
@@ -88,19 +97,26 @@ def _pack_dict(obj: dict[Any, Any], path: tuple[Any, ...]) -> Any:
     for k, v in obj.items():
         if type(k) is not str:
             if isinstance(k, str):
-                k = str(k)
+                k = str.__str__(k)
             else:
                 raise SerializationError(
                     f"session key {k!r:.40} at {_where(path) or 'top level'} is a "
                     f"{type(k).__name__}; keys must be str",
                     _where(path),
                 )
+        if not k.isascii() and _SURROGATE_PAIR_RE.search(k) is not None:
+            return _pack_pairs(obj, path)
         out[k] = _pack(v, (*path, k))
     if len(out) == 1:
         (key,) = out
         if key.startswith("$"):
             return {"$": [[key, out[key]]]}
     return out
+
+
+def _pack_pairs(obj: dict[Any, Any], path: tuple[Any, ...]) -> Any:
+    """A dict with a key JSON would alter, as a list of ``[key, value]`` pairs."""
+    return {"$k": [[_pack(str.__str__(k), path), _pack(v, (*path, k))] for k, v in obj.items()]}
 
 
 def _pack_other(obj: Any, t: type, path: tuple[Any, ...]) -> Any:
@@ -125,7 +141,7 @@ def _pack_other(obj: Any, t: type, path: tuple[Any, ...]) -> Any:
     if isinstance(obj, bool):  # pragma: no cover - bool cannot be subclassed
         return bool(obj)
     if isinstance(obj, str):
-        return str(obj)
+        return _pack(str.__str__(obj), path)
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
@@ -162,11 +178,23 @@ def _unpack(obj: dict[str, Any]) -> Any:
             raise ValueError("bad $b value") from exc
     if tag == "$u" and type(value) is str:
         return uuid.UUID(hex=value)
+    if tag == "$s" and type(value) is str:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise ValueError("bad $s value") from exc
+        if len(raw) % 2:
+            raise ValueError("bad $s value")
+        # Code unit by code unit: a UTF-16 decoder would join the pair again.
+        return "".join(chr(int.from_bytes(raw[i : i + 2], "little")) for i in range(0, len(raw), 2))
     if tag == "$n" and type(value) is str:
         number = Decimal(value)
         if not number.is_finite():
             raise ValueError("non-finite Decimal")
         return number
+    if tag == "$k" and type(value) is list:
+        if all(type(p) is list and len(p) == 2 and type(p[0]) is str for p in value):
+            return {p[0]: p[1] for p in value}
     if tag == "$" and type(value) is list and len(value) == 1:
         pair = value[0]
         if type(pair) is list and len(pair) == 2 and type(pair[0]) is str:
