@@ -77,14 +77,3 @@ class SessionEvent:
             f"SessionEvent(name={self.name!r}, reason={self.reason!r}, "
             f"session_id_hash={self.session_id_hash!r})"
         )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SessionEvent):
-            return NotImplemented
-        return (self.name, self.reason, self.session_id_hash) == (
-            other.name,
-            other.reason,
-            other.session_id_hash,
-        )
-
-    __hash__ = None  # type: ignore[assignment]

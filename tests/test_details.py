@@ -1,0 +1,106 @@
+"""Small corners: reprs, tag decoding errors, the writer cache, error attributes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SECRET, Harness, cookie_value
+from wsgisession import ConfigurationError, JSONSerializer, StoreError, WSGISessionError
+from wsgisession.session import UNSET
+
+
+def test_repr_of_small_objects():
+    assert repr(UNSET) == "UNSET"
+    assert repr(JSONSerializer()) == "JSONSerializer()"
+
+
+def test_store_error_keeps_the_original_error():
+    cause = OSError("connection refused")
+    error = StoreError("redis GET failed", cause)
+    assert isinstance(error, WSGISessionError)
+    assert error.original_error is cause
+    assert StoreError("x").original_error is None
+
+
+def test_cookie_name_length_is_limited():
+    with pytest.raises(ConfigurationError) as info:
+        Harness(cookie_name="a" * 257)
+    assert info.value.option == "cookie_name"
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b'{"$s":"!!"}',
+        b'{"$s":"AAAA"}',
+        b'{"$k":[["a"]]}',
+        b'{"$k":[[1,2]]}',
+        b'{"$":[["a",1],["b",2]]}',
+        b'{"$":[[1,2]]}',
+        b'{"$zz":1}',
+        b'{"$b":"**"}',
+    ],
+)
+def test_malformed_tags_are_refused(blob):
+    with pytest.raises(ValueError):
+        JSONSerializer().loads(blob)
+
+
+def test_id_hash_matches_the_event_hash():
+    seen = {}
+
+    def handler(environ, session):
+        session["x"] = 1
+        seen["hash"] = session.id_hash
+
+    h = Harness(handler)
+    h.client.get("/")
+    assert h.events[0].name == "created"
+    assert h.events[0].session_id_hash == seen["hash"]
+
+
+def test_domain_callable_writers_are_cached_and_bounded():
+    def handler(environ, session):
+        session["x"] = environ["PATH_INFO"]
+
+    h = Harness(handler, domain=lambda environ: environ["PATH_INFO"].strip("/") + ".example")
+    for i in range(70):
+        response = h.client.get(f"/h{i}")
+        assert f"Domain=h{i}.example" in response.headers["Set-Cookie"]
+    assert len(h.mw._writers) <= 64
+
+
+def test_replace_with_a_custom_serializer_compares_bytes():
+    class Plain:
+        def dumps(self, obj):
+            return repr(obj).encode()
+
+        def loads(self, data):
+            import ast
+
+            return ast.literal_eval(data.decode())
+
+    def write(environ, session):
+        session["a"] = 1
+        session["b"] = 2
+
+    h = Harness(write, serializer=Plain())
+    token = cookie_value(h.client.get("/"))
+
+    def replace(environ, session):
+        environ["session"] = {"b": 2, "a": 1}
+
+    h2 = Harness(replace, serializer=Plain(), secret_keys=[SECRET])
+    response = h2.get("/", cookie=f"session={token}")
+    # Without a canonical form for a custom serializer, another key order is a change.
+    assert cookie_value(response)
+
+
+def test_vary_is_appended_to_the_first_of_several_vary_headers():
+    def app(environ, start_response):
+        environ["session"].get("x")
+        start_response("200 OK", [("Vary", "Accept"), ("Vary", "Origin")])
+        return [b""]
+
+    h = Harness(app=app)
+    assert h.client.get("/").headers.getall("Vary") == ["Accept, Cookie", "Origin"]
