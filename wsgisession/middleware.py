@@ -21,6 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
+from json.encoder import encode_basestring_ascii as _json_str
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ from .errors import (
     WSGISessionError,
 )
 from .events import SessionEvent, session_id_hash
-from .serializers import JSONSerializer, _encode
+from .serializers import JSONSerializer
 from .session import UNSET, Session, coerce_max_age
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -585,19 +586,28 @@ class SessionMiddleware:
             expires = now + lifetime
             if absolute is not None and absolute < expires:
                 expires = absolute
-        meta: dict[str, Any] = {"c": session._created}
-        if expires is not None:
-            meta["e"] = expires
-        if absolute is not None:
-            meta["a"] = absolute
-        if session._max_age is not UNSET:
-            meta["m"] = session._max_age
-        meta["s"] = session._id
         try:
             if self._fast_json:
-                body = self._serializer.dumps(data)
-                plaintext = _encode(meta)[:-1].encode("ascii") + b',"d":' + body + b"}"
+                # The metadata are ints and one str: format them directly.
+                head = f'{{"c":{session._created}'
+                if expires is not None:
+                    head += f',"e":{expires}'
+                if absolute is not None:
+                    head += f',"a":{absolute}'
+                if session._max_age is not UNSET:
+                    m = session._max_age
+                    head += ',"m":null' if m is None else f',"m":{m}'
+                head += f',"s":{_json_str(session._id)},"d":'
+                plaintext = head.encode("ascii") + self._serializer.dumps(data) + b"}"
             else:
+                meta: dict[str, Any] = {"c": session._created}
+                if expires is not None:
+                    meta["e"] = expires
+                if absolute is not None:
+                    meta["a"] = absolute
+                if session._max_age is not UNSET:
+                    meta["m"] = session._max_age
+                meta["s"] = session._id
                 meta["d"] = data
                 plaintext = self._serializer.dumps(meta)
         except SerializationError as exc:

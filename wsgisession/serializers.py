@@ -88,8 +88,20 @@ def _pack(obj: Any, path: tuple[Any, ...]) -> Any:
     if t is dict:
         return _pack_dict(obj, path)
     if t is list:
-        return [_pack(v, (*path, i)) for i, v in enumerate(obj)]
+        return _pack_list(obj, path)
     return _pack_other(obj, t, path)
+
+
+def _pack_list(obj: list[Any], path: tuple[Any, ...]) -> list[Any]:
+    out = []
+    for i, v in enumerate(obj):
+        t = type(v)
+        # Inline the common scalars: no call, no path tuple.
+        if t is int or t is bool or v is None or (t is str and v.isascii()):
+            out.append(v)
+        else:
+            out.append(_pack(v, (*path, i)))
+    return out
 
 
 def _pack_dict(obj: dict[Any, Any], path: tuple[Any, ...]) -> Any:
@@ -106,7 +118,11 @@ def _pack_dict(obj: dict[Any, Any], path: tuple[Any, ...]) -> Any:
                 )
         if not k.isascii() and _SURROGATE_PAIR_RE.search(k) is not None:
             return _pack_pairs(obj, path)
-        out[k] = _pack(v, (*path, k))
+        t = type(v)
+        if t is int or t is bool or v is None or (t is str and v.isascii()):
+            out[k] = v
+        else:
+            out[k] = _pack(v, (*path, k))
     if len(out) == 1:
         (key,) = out
         if key.startswith("$"):
@@ -149,7 +165,7 @@ def _pack_other(obj: Any, t: type, path: tuple[Any, ...]) -> Any:
     if isinstance(obj, dict):
         return _pack_dict(dict(obj), path)
     if isinstance(obj, list):
-        return [_pack(v, (*path, i)) for i, v in enumerate(obj)]
+        return _pack_list(list(obj), path)
     raise SerializationError(
         f"session value at {_where(path)} has type {t.__name__!r}, which the JSON "
         "serializer cannot store (use str, int, float, bool, None, list, dict, tuple, "
