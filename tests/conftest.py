@@ -1,12 +1,15 @@
-"""Shared fixtures: secrets, an injectable clock, an event recorder, a harness."""
+"""Shared fixtures: secrets, an injectable clock, an event recorder, a harness, and a
+direct WSGI caller."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import webob
 import webtest
 
 from wsgisession import SessionEvent, SessionMiddleware
@@ -93,6 +96,64 @@ class Harness:
         if cookie is not None:
             headers["Cookie"] = cookie
         return self.client.get(path, headers=headers, **kw)
+
+
+@dataclass
+class WSGIResult:
+    """What one direct WSGI call produced.
+
+    ``calls`` holds every ``start_response`` call as ``(status, headers, exc_info)``
+    (the headers copied at call time); ``status`` and ``headers`` are the last call's.
+    """
+
+    calls: list[tuple[str, list[tuple[str, str]], Any]] = field(default_factory=list)
+    body: bytes = b""
+
+    @property
+    def status(self) -> str:
+        return self.calls[-1][0]
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return self.calls[-1][1]
+
+
+def call_wsgi(
+    app: Any,
+    path: str = "/",
+    *,
+    method: str = "GET",
+    cookie: str | None = None,
+    scheme: str = "http",
+    **environ_extra: Any,
+) -> WSGIResult:
+    """Call a WSGI app directly, the way a server would, with a plain environ dict.
+
+    The environ is WebOb's minimal valid one for ``path`` and ``method``, with
+    ``wsgi.url_scheme`` set to ``scheme``, ``HTTP_COOKIE`` set to ``cookie`` (when not
+    None) and then ``environ_extra`` applied. Every ``start_response`` call is recorded;
+    the body is joined and the iterable closed (even when iterating fails). Exceptions
+    from the app, ``start_response`` or the iteration propagate.
+    """
+    environ = webob.Request.blank(path, method=method).environ
+    environ["wsgi.url_scheme"] = scheme
+    if cookie is not None:
+        environ["HTTP_COOKIE"] = cookie
+    environ.update(environ_extra)
+    result = WSGIResult()
+
+    def start_response(status, headers, exc_info=None):
+        result.calls.append((status, list(headers), exc_info))
+        return lambda data: None
+
+    iterable = app(environ, start_response)
+    try:
+        result.body = b"".join(iterable)
+    finally:
+        close = getattr(iterable, "close", None)
+        if close is not None:
+            close()
+    return result
 
 
 def set_cookies(response) -> list[str]:

@@ -15,6 +15,7 @@ from tests.conftest import (
     TOKEN_RE,
     Clock,
     Harness,
+    call_wsgi,
     cookie_value,
     set_cookies,
 )
@@ -47,28 +48,6 @@ def make_app(action, status="200 OK", headers=()):
         return [body]
 
     return app
-
-
-def call(app, path="/", cookie=None, method="GET", **environ_extra):
-    """Call a WSGI app directly; return ``(start_response calls, body)``."""
-    environ = webob.Request.blank(path, method=method).environ
-    if cookie is not None:
-        environ["HTTP_COOKIE"] = cookie
-    environ.update(environ_extra)
-    calls = []
-
-    def start_response(status, headers, exc_info=None):
-        calls.append((status, list(headers), exc_info))
-        return lambda data: None
-
-    result = app(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return calls, body
 
 
 def header_values(headers, name):
@@ -344,27 +323,29 @@ def test_app_exception_propagates_unchanged_without_cookie():
 
     h = Harness(app=app)
     with pytest.raises(_Boom) as info:
-        call(h.mw)
+        call_wsgi(h.mw)
     assert info.value is error
     assert h.events == []
 
 
+def _late_error_app(environ, start_response):
+    """Writes the session, starts a 200, then fails and restarts as a 500 with exc_info."""
+    environ["session"]["a"] = 1
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    try:
+        raise _Boom("late")
+    except _Boom:
+        start_response(
+            "500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info()
+        )
+    return [b"error"]
+
+
 def test_exception_after_start_response_with_exc_info_drops_cookie():
     """59: start_response again with exc_info and a 500 → the replacement headers carry no session Set-Cookie."""
-
-    def app(environ, start_response):
-        environ["session"]["a"] = 1
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        try:
-            raise _Boom("late")
-        except _Boom:
-            start_response(
-                "500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info()
-            )
-        return [b"error"]
-
-    h = Harness(app=app)
-    calls, body = call(h.mw)
+    h = Harness(app=_late_error_app)
+    result = call_wsgi(h.mw)
+    calls, body = result.calls, result.body
     assert body == b"error"
     assert len(calls) == 2
     assert len(header_values(calls[0][1], "Set-Cookie")) == 1
@@ -376,20 +357,8 @@ def test_exception_after_start_response_with_exc_info_drops_cookie():
 
 def test_exc_info_retry_with_commit_on_error_resends_cookie():
     """59 + commit_on_error: the exc_info retry recomputes consistently — the 500 headers that replace the first ones still carry the cookie."""
-
-    def app(environ, start_response):
-        environ["session"]["a"] = 1
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        try:
-            raise _Boom("late")
-        except _Boom:
-            start_response(
-                "500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info()
-            )
-        return [b"error"]
-
-    h = Harness(app=app, commit_on_error=True)
-    calls, _ = call(h.mw)
+    h = Harness(app=_late_error_app, commit_on_error=True)
+    calls = call_wsgi(h.mw).calls
     assert len(calls) == 2
     first = header_values(calls[0][1], "Set-Cookie")
     second = header_values(calls[1][1], "Set-Cookie")
@@ -411,7 +380,7 @@ def test_exc_info_retry_with_destroy_keeps_one_deletion():
             start_response("500 Internal Server Error", [], sys.exc_info())
         return [b""]
 
-    calls, _ = call(Harness(app=app).mw)
+    calls = call_wsgi(Harness(app=app).mw).calls
     assert [header_values(headers, "Set-Cookie") for _, headers, _ in calls] == [
         [DELETION],
         [DELETION],

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import OTHER_SECRET, Harness, cookie_value
+from tests.conftest import OTHER_SECRET, Harness, call_wsgi, cookie_value
 from wsgisession.codec import MAX_TOKEN_CHARS, b64decode
 from wsgisession.events import session_id_hash
 
@@ -75,33 +75,11 @@ class Site:
 
     def call(self, header: str | None) -> tuple[str, list[tuple[str, str]], bool, dict[str, Any]]:
         """One raw WSGI request; returns (status, headers, is_new, data)."""
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": "/",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "80",
-            "wsgi.url_scheme": self.scheme,
-        }
-        if header is not None:
-            environ["HTTP_COOKIE"] = header
-        captured: list[Any] = []
-
-        def start_response(status, headers, exc_info=None):
-            captured.append((status, headers))
-            return lambda data: None
-
         before = len(self.seen)
-        result = self.h.mw(environ, start_response)
-        try:
-            b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+        result = call_wsgi(self.h.mw, cookie=header, scheme=self.scheme)
         assert len(self.seen) == before + 1
         is_new, data, _ = self.seen[-1]
-        status, headers = captured[0]
+        status, headers, _ = result.calls[0]
         return status, headers, is_new, data
 
 

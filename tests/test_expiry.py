@@ -10,11 +10,10 @@ import os
 import pickle
 import re
 import sys
-from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from tests.conftest import T0, TOKEN_RE, Harness, cookie_value, set_cookies
+from tests.conftest import T0, TOKEN_RE, Harness, call_wsgi, cookie_value, set_cookies
 from wsgisession import SerializationError, WSGISessionError, codec
 
 DAY = 86400
@@ -649,23 +648,8 @@ class Gadget:
 
 def _call(mw, cookie: str | None = None):
     """Call the middleware directly; return (real start_response calls, body)."""
-    environ: dict = {}
-    setup_testing_defaults(environ)
-    if cookie:
-        environ["HTTP_COOKIE"] = f"session={cookie}"
-    started = []
-
-    def start_response(status, headers, exc_info=None):
-        started.append((status, headers))
-        return lambda data: None
-
-    body = mw(environ, start_response)
-    try:
-        return started, b"".join(body)
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+    result = call_wsgi(mw, cookie=f"session={cookie}" if cookie else None)
+    return [(status, headers) for status, headers, _ in result.calls], result.body
 
 
 UNSERIALIZABLE = {

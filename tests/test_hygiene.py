@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import wsgisession
-from tests.conftest import OLD_SECRET, OTHER_SECRET, SECRET, T0, Clock
+from tests.conftest import OLD_SECRET, OTHER_SECRET, SECRET, T0, Clock, call_wsgi
 from wsgisession import (
     ConfigurationError,
     SerializationError,
@@ -92,31 +92,8 @@ class Response:
 
 
 def call(mw: Any, path: str = "/", cookie: str | None = None, scheme: str = "http") -> Response:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": scheme,
-    }
-    if cookie is not None:
-        environ["HTTP_COOKIE"] = cookie
-    captured: list[tuple[str, list[tuple[str, str]]]] = []
-
-    def start_response(status, headers, exc_info=None):
-        captured.append((status, headers))
-        return lambda data: None
-
-    result = mw(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    status, headers = captured[-1]
-    return Response(status, headers, body)
+    result = call_wsgi(mw, path, cookie=cookie, scheme=scheme)
+    return Response(result.status, result.headers, result.body)
 
 
 class Ctx:

@@ -20,6 +20,7 @@ from tests.conftest import (
     TOKEN_RE,
     Clock,
     Harness,
+    call_wsgi,
     cookie_value,
     set_cookies,
 )
@@ -61,28 +62,6 @@ def populated(h: Harness, **data) -> str:
 
 def _set_from_environ(environ, session):
     session.update(environ["test.data"])
-
-
-def call(app, path="/", cookie=None, **environ_extra):
-    """Call a WSGI app directly; return ``(start_response calls, body)``."""
-    environ = webob.Request.blank(path).environ
-    if cookie is not None:
-        environ["HTTP_COOKIE"] = cookie
-    environ.update(environ_extra)
-    calls = []
-
-    def start_response(status, headers, exc_info=None):
-        calls.append((status, list(headers), exc_info))
-        return lambda data: None
-
-    result = app(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return calls, body
 
 
 def test_c01_populated_session_answers_200():
@@ -771,6 +750,6 @@ def test_c43_two_middlewares_coexist():
         on_event=events.append,
         clock=clock,
     )
-    _, body = call(probe, cookie=swapped)
+    body = call_wsgi(probe, cookie=swapped).body
     assert body == b"0"
     assert [e.name for e in events] == ["invalid"]

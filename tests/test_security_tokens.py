@@ -30,6 +30,7 @@ from tests.conftest import (
     Clock,
     Events,
     Harness,
+    call_wsgi,
     cookie_value,
     set_cookies,
 )
@@ -346,9 +347,9 @@ def test_a11_unbalanced_or_wrong_quotes_are_invalid(token, template):
 # -- A12: oversized values -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [4097, 64 * 1024, 1024 * 1024], ids=["4097", "64KB", "1MB"])
-def test_a12_too_long_rejected_before_decoding(token, monkeypatch, size):
-    calls: list = []
+def spy_on_b64decode(monkeypatch) -> list[int]:
+    """Count the codec's ``b64decode`` calls; returns the lengths of the texts it got."""
+    calls: list[int] = []
     real = codec_module.b64decode
 
     def spy(text):
@@ -356,6 +357,12 @@ def test_a12_too_long_rejected_before_decoding(token, monkeypatch, size):
         return real(text)
 
     monkeypatch.setattr(codec_module, "b64decode", spy)
+    return calls
+
+
+@pytest.mark.parametrize("size", [4097, 64 * 1024, 1024 * 1024], ids=["4097", "64KB", "1MB"])
+def test_a12_too_long_rejected_before_decoding(token, monkeypatch, size):
+    calls = spy_on_b64decode(monkeypatch)
     value = (token * (size // len(token) + 1))[:size]
     assert len(value) == size
     counts = reject(value, "invalid", "too_long")
@@ -364,14 +371,7 @@ def test_a12_too_long_rejected_before_decoding(token, monkeypatch, size):
 
 
 def test_a12_boundary_4096_is_decoded(monkeypatch):
-    calls: list = []
-    real = codec_module.b64decode
-
-    def spy(text):
-        calls.append(len(text))
-        return real(text)
-
-    monkeypatch.setattr(codec_module, "b64decode", spy)
+    calls = spy_on_b64decode(monkeypatch)
     reject("A" * 4096, "invalid", "version")  # decoded: all-zero bytes
     assert calls == [4096]
 
@@ -380,7 +380,7 @@ def test_a12_latency_is_bounded():
     mw = SessionMiddleware(_direct_app([]), secret_keys=[SECRET], clock=Clock())
     value = "A" * (8 * 1024 * 1024)
     start = time.perf_counter()
-    status, _, _ = call(mw, f"session={value}")
+    status = call_wsgi(mw, cookie=f"session={value}").status
     elapsed = time.perf_counter() - start
     assert status.startswith("200")
     assert elapsed < 0.5
@@ -485,35 +485,6 @@ def _direct_app(seen: list):
     return app
 
 
-def call(mw, cookie_header: str):
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/",
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-        "HTTP_COOKIE": cookie_header,
-    }
-    captured: dict = {}
-
-    def start_response(status, headers, exc_info=None):
-        captured["status"] = status
-        captured["headers"] = headers
-        return lambda data: None
-
-    result = mw(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return captured["status"], captured["headers"], body
-
-
 class FuzzTarget:
     def __init__(self) -> None:
         self.seen: list = []
@@ -528,7 +499,8 @@ class FuzzTarget:
     def check(self, value: str) -> None:
         self.seen.clear()
         self.events.clear()
-        status, headers, body = call(self.mw, "session=" + value)
+        result = call_wsgi(self.mw, cookie="session=" + value)
+        status, headers, body = result.status, result.headers, result.body
         assert status == "200 OK"
         assert body == b"ok"
         assert self.seen == [(True, {})]

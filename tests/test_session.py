@@ -337,19 +337,26 @@ NESTED = [
 ]
 
 
+def run_noting_changed(rig, action, cookie):
+    """One request running ``action(session)``; returns the response and
+    ``session.changed`` as it stood right after the action."""
+    seen = {}
+
+    def handler(environ, session):
+        action(session)
+        seen["changed"] = session.changed
+
+    response = rig.run(handler, cookie)
+    return response, seen["changed"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"), [pytest.param(*row[1:], id=row[0]) for row in NESTED]
 )
 def test_nested_changes_are_saved_without_a_flag(rig, mutate, expected):
     cookie = rig.token(SEED)
-    seen = {}
-
-    def handler(environ, session):
-        mutate(session)
-        seen["changed"] = session.changed
-
-    response = rig.run(handler, cookie)
-    assert seen["changed"] is True
+    response, changed = run_noting_changed(rig, mutate, cookie)
+    assert changed is True
     assert outcome(response) == "write"
     key, value = expected
     assert rig.open(cookie_value(response))["d"][key] == value
@@ -378,14 +385,8 @@ def test_nested_change_in_new_session_value_is_saved(rig):
 )
 def test_reading_a_mutable_value_without_changing_it_writes_nothing(rig, read):
     cookie = rig.token(SEED)
-    seen = {}
-
-    def handler(environ, session):
-        read(session)
-        seen["changed"] = session.changed
-
-    response = rig.run(handler, cookie)
-    assert seen["changed"] is False
+    response, changed = run_noting_changed(rig, read, cookie)
+    assert changed is False
     assert outcome(response) == "none"
 
 

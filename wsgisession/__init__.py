@@ -10,9 +10,11 @@ from .errors import (
     WSGISessionError,
 )
 from .events import SessionEvent
+from .external import HeaderKey
 from .middleware import SessionMiddleware
 from .serializers import JSONSerializer
 from .session import Session
+from .stores import MemoryStore, Store
 
 __version__ = "0.1.0.dev0"
 
@@ -20,6 +22,10 @@ __all__ = [
     "SessionMiddleware",
     "Session",
     "SessionEvent",
+    "HeaderKey",
+    "MemoryStore",
+    "RedisStore",
+    "Store",
     "JSONSerializer",
     "WSGISessionError",
     "ConfigurationError",
@@ -27,3 +33,12 @@ __all__ = [
     "SerializationError",
     "StoreError",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # RedisStore needs redis-py, an optional dependency: import it on first use.
+    if name == "RedisStore":
+        from .stores.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module 'wsgisession' has no attribute {name!r}")

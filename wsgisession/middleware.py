@@ -16,6 +16,7 @@ the session is committed (DESIGN §4) and ``Set-Cookie``, ``Vary: Cookie`` and
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import secrets
@@ -38,6 +39,7 @@ from .errors import (
     InvalidToken,
     SerializationError,
     SessionTooLarge,
+    StoreError,
     WSGISessionError,
 )
 from .events import SessionEvent, session_id_hash
@@ -53,6 +55,8 @@ logger = logging.getLogger("wsgisession")
 
 #: Browsers cap cookie lifetimes at 400 days (RFC 6265bis); so do we.
 MAX_COOKIE_AGE = 400 * 24 * 3600
+#: Record lifetime in store mode when neither max_age nor absolute_max_age applies.
+STORE_TTL_BROWSER_SESSION = 24 * 3600
 #: A token created this far in the future is refused as invalid.
 CLOCK_SKEW = 60
 _SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
@@ -236,18 +240,34 @@ class SessionMiddleware:
         self._fast_json = type(serializer) is JSONSerializer
 
         if store is not None:
-            raise ConfigurationError(
-                "server-side stores are not available in this release; leave store=None "
-                "for encrypted cookie sessions",
-                "store",
-            )
+            missing = [m for m in ("get", "set", "delete") if not callable(getattr(store, m, None))]
+            if missing:
+                raise ConfigurationError(
+                    f"store must have get(), set() and delete() methods (missing {missing[0]})",
+                    "store",
+                )
         if external_key is not None:
-            raise ConfigurationError(
-                "external_key needs a server-side store (store=...)", "external_key"
-            )
+            if store is None:
+                raise ConfigurationError(
+                    "external_key needs a server-side store (store=...)", "external_key"
+                )
+            if not (
+                isinstance(getattr(external_key, "name", None), str)
+                and callable(getattr(external_key, "get", None))
+                and callable(getattr(external_key, "set", None))
+            ):
+                raise ConfigurationError(
+                    "external_key must be a HeaderKey (or have name, get(environ) and "
+                    "set(headers, value))",
+                    "external_key",
+                )
         self.store = store
         self.external_key = external_key
-        self._stores_late = False
+        #: Store mode saves changes made after the headers went out, at close().
+        self._stores_late = store is not None
+        self._purpose = "data" if store is None else "sid"
+        self._binding = cookie_name if external_key is None else external_key.name.lower()
+        self._vary = "Cookie" if external_key is None else external_key.name
         self._genid = _check_callable("genid", genid) or _default_genid
         if not isinstance(prefix, str):
             raise ConfigurationError("prefix must be a str", "prefix")
@@ -316,9 +336,12 @@ class SessionMiddleware:
         ):
             session._late = True
             self._late_write(session)
+        if self.store is not None and session._committed and session._data is not None:
+            self._store_finish(session)
 
     def _late_write(self, session: Session) -> None:
-        self._emit("late_write", session._environ, session._id, "after_headers")
+        if self.store is None:
+            self._emit("late_write", session._environ, session._id, "after_headers")
 
     # -- events -------------------------------------------------------------------
 
@@ -354,10 +377,9 @@ class SessionMiddleware:
         """Open the request's cookie into ``session`` (first touch)."""
         environ = session._environ
         now = self._clock()
-        header = environ.get("HTTP_COOKIE")
         record = None
-        if header:
-            values, count = find_cookie(header, self.cookie_name)
+        values, count = self._candidates(environ)
+        if count:
             if count == 1:
                 try:
                     record = self._open(values[0], now)
@@ -370,6 +392,16 @@ class SessionMiddleware:
             assert session._data is not None
             return session._data
         data, meta, kid = record
+        if self.store is not None:
+            stored = self._store_load(session, meta["s"], now)
+            if stored is None:
+                session._init_fresh(now)
+                assert session._data is not None
+                return session._data
+            data, record_meta, record_kid = stored
+            session._record_rekey = record_kid != self._codec.primary_kid
+            meta = {**record_meta, "e": meta.get("e")}
+        assert data is not None
         session._data = data
         session._is_new = False
         session._incoming = True
@@ -391,13 +423,23 @@ class SessionMiddleware:
                 assert session._data is not None
                 return session._data
             session._snapshot = None  # whatever valid() read is still pristine
-        if session._rekey:
+        if session._rekey or session._record_rekey:
             self._emit("rotated", environ, session._id, "old_key")
         return data
 
+    def _candidates(self, environ: dict[str, Any]) -> tuple[list[str], int]:
+        """The token values the request carries for us, and how many there were."""
+        if self.external_key is not None:
+            value = self.external_key.get(environ)
+            return ([value], 1) if value else ([], 0)
+        header = environ.get("HTTP_COOKIE")
+        if not header:
+            return [], 0
+        return find_cookie(header, self.cookie_name)
+
     def _pick_duplicate(
         self, environ: dict[str, Any], values: list[str], now: float
-    ) -> tuple[dict[str, Any], dict[str, Any], bytes] | None:
+    ) -> tuple[dict[str, Any] | None, dict[str, Any], bytes] | None:
         opened = []
         for value in values:
             try:
@@ -414,9 +456,9 @@ class SessionMiddleware:
         self._emit("duplicate", environ, opened[0][1]["s"], "multiple")
         return opened[0]
 
-    def _open(self, value: str, now: float) -> tuple[dict[str, Any], dict[str, Any], bytes]:
+    def _open(self, value: str, now: float) -> tuple[dict[str, Any] | None, dict[str, Any], bytes]:
         """Open one cookie value; return ``(data, metadata, kid)`` or raise InvalidToken."""
-        payload, kid = self._codec.open(value, "data", self.cookie_name)
+        payload, kid = self._codec.open(value, self._purpose, self._binding)
         try:
             meta = self._serializer.loads(payload)
         except Exception:
@@ -430,7 +472,7 @@ class SessionMiddleware:
             type(created) is not int
             or type(sid) is not str
             or not 0 < len(sid) <= _ID_MAX
-            or type(data) is not dict
+            or type(data) is not (dict if self.store is None else type(None))
         ):
             raise InvalidToken("schema")
         expires = meta.get("e")
@@ -439,10 +481,8 @@ class SessionMiddleware:
             absolute is not None and type(absolute) is not int
         ):
             raise InvalidToken("schema")
-        if "m" in meta:
-            per_session = meta["m"]
-            if per_session is not None and (type(per_session) is not int or per_session <= 0):
-                raise InvalidToken("schema")
+        if not _valid_per_session(meta):
+            raise InvalidToken("schema")
         if created > now + CLOCK_SKEW:
             raise InvalidToken("future")
         if absolute is None and self.absolute_max_age is not None:
@@ -482,6 +522,7 @@ class SessionMiddleware:
     ) -> list[tuple[str, str]]:
         """Decide the session's fate and return the response headers to send."""
         failed = exc_info is not None or status[:1] == "5"
+        session._failed = failed and not self.commit_on_error
         current = environ.get(self.environ_key, session)
         destroy = False
         if current is None:
@@ -494,9 +535,9 @@ class SessionMiddleware:
                 )
             self._replace(session, current)
         out = list(headers)
-        _merge_vary(out, "Cookie")
+        _merge_vary(out, self._vary)
         previous = session._sent_cookie
-        deletion = previous is not None and previous.startswith(self.cookie_name + "=;")
+        deletion = session._sent_deletion
         try:
             if destroy:
                 cookie = previous if deletion else self._destroy(environ, session, "assigned_none")
@@ -511,9 +552,12 @@ class SessionMiddleware:
             session._committed = True
         session._sent_cookie = cookie
         if cookie is not None:
-            if self.overwrite:
-                out = [h for h in out if not self._is_our_set_cookie(h)]
-            out.append(("Set-Cookie", cookie))
+            if self.external_key is not None:
+                self.external_key.set(out, cookie)
+            else:
+                if self.overwrite:
+                    out = [h for h in out if not self._is_our_set_cookie(h)]
+                out.append(("Set-Cookie", cookie))
             if self.cache_control:
                 self._make_private(environ, session, out)
         return out
@@ -541,6 +585,11 @@ class SessionMiddleware:
 
     def _destroy(self, environ: dict[str, Any], session: Session, reason: str) -> str:
         self._emit("destroyed", environ, session._id if session._data is not None else None, reason)
+        if self.store is not None:
+            self._store_destroy(environ, session)
+        session._sent_deletion = True
+        if self.external_key is not None:
+            return ""
         return self._writer_for(environ).render_deletion()
 
     def _decide(self, environ: dict[str, Any], session: Session, failed: bool) -> str | None:
@@ -560,8 +609,10 @@ class SessionMiddleware:
             return None
         if not self.auto_commit and not session._commit_requested and not session._force:
             return None
-        if session._force or session.changed or session._rekey or self.rolling:
+        if session._force or session.changed or session._record_rekey:
             return self._write(environ, session)
+        if session._rekey or self.rolling:
+            return self._write(environ, session, touch=True)
         if self.renew and session._expires is not None:
             lifetime = self.max_age if session._max_age is UNSET else session._max_age
             absolute = self._absolute_for(session)
@@ -570,10 +621,17 @@ class SessionMiddleware:
                 and (absolute is None or session._expires < absolute)
                 and session._expires - self._clock() < lifetime / 2
             ):
-                return self._write(environ, session)
+                return self._write(environ, session, touch=True)
         return None
 
-    def _write(self, environ: dict[str, Any], session: Session) -> str:
+    def _write(
+        self, environ: dict[str, Any], session: Session, *, touch: bool = False
+    ) -> str | None:
+        """Save the session; return the cookie (or header) value to send, or None.
+
+        ``touch``: only the expiry moves (rolling, renew, re-keying the cookie); store
+        mode then refreshes the record's TTL instead of rewriting it.
+        """
         if self._before_save is not None:
             self._before_save(environ, session)
         data = session._data
@@ -586,6 +644,55 @@ class SessionMiddleware:
             expires = now + lifetime
             if absolute is not None and absolute < expires:
                 expires = absolute
+        if self.store is None:
+            plaintext = self._plaintext(session, expires, absolute, data)
+            token = self._codec.seal(plaintext, "data", self.cookie_name)
+        else:
+            ends = [t for t in (expires, absolute) if t is not None]
+            ttl = max(1, min(ends) - now) if ends else STORE_TTL_BROWSER_SESSION
+            record = None if touch else self._plaintext(session, None, absolute, data)
+            if not self._store_write(environ, session, record, absolute, ttl):
+                return None
+            sid = self._plaintext(session, expires, absolute, None)
+            token = self._codec.seal(sid, "sid", self._binding)
+        if self.external_key is not None:
+            value = token
+        else:
+            writer = self._writer_for(environ)
+            if expires is None:
+                value = writer.render(token, None, now)
+            else:
+                value = writer.render(token, max(0, min(expires - now, MAX_COOKIE_AGE)), now)
+            if len(value) > self.max_cookie_size:
+                self._emit("too_large", environ, session._id, "cookie_size")
+                raise SessionTooLarge(len(value), self.max_cookie_size)
+            if (
+                writer.secure
+                and not self._insecure_warned
+                and environ.get("wsgi.url_scheme") != "https"
+            ):
+                self._insecure_warned = True
+                self._emit("insecure_transport", environ, None, "http_scheme")
+        if session._is_new:
+            self._emit("created", environ, session._id, "new")
+        session._is_new = False
+        session._expires = expires
+        session._absolute = absolute
+        session._modified = False
+        session._snapshot = None
+        session._force = False
+        session._rekey = False
+        session._record_rekey = False
+        return value
+
+    def _plaintext(
+        self,
+        session: Session,
+        expires: int | None,
+        absolute: int | None,
+        data: dict[str, Any] | None,
+    ) -> bytes:
+        """Serialize the token plaintext: metadata, plus ``d`` when ``data`` is given."""
         try:
             if self._fast_json:
                 # The metadata are ints and one str: format them directly.
@@ -597,19 +704,23 @@ class SessionMiddleware:
                 if session._max_age is not UNSET:
                     m = session._max_age
                     head += ',"m":null' if m is None else f',"m":{m}'
-                head += f',"s":{_json_str(session._id)},"d":'
-                plaintext = head.encode("ascii") + self._serializer.dumps(data) + b"}"
-            else:
-                meta: dict[str, Any] = {"c": session._created}
-                if expires is not None:
-                    meta["e"] = expires
-                if absolute is not None:
-                    meta["a"] = absolute
-                if session._max_age is not UNSET:
-                    meta["m"] = session._max_age
-                meta["s"] = session._id
+                head += f',"s":{_json_str(session._id)}'
+                if data is None:
+                    return head.encode("ascii") + b"}"
+                body: bytes = self._serializer.dumps(data)
+                return head.encode("ascii") + b',"d":' + body + b"}"
+            meta: dict[str, Any] = {"c": session._created}
+            if expires is not None:
+                meta["e"] = expires
+            if absolute is not None:
+                meta["a"] = absolute
+            if session._max_age is not UNSET:
+                meta["m"] = session._max_age
+            meta["s"] = session._id
+            if data is not None:
                 meta["d"] = data
-                plaintext = self._serializer.dumps(meta)
+            plaintext: bytes = self._serializer.dumps(meta)
+            return plaintext
         except SerializationError as exc:
             path = exc.path
             message = str(exc)
@@ -622,32 +733,157 @@ class SessionMiddleware:
             raise SerializationError(
                 f"the session serializer failed: {type(exc).__name__}"
             ) from exc
-        token = self._codec.seal(plaintext, "data", self.cookie_name)
-        writer = self._writer_for(environ)
-        if expires is None:
-            cookie = writer.render(token, None, now)
-        else:
-            cookie = writer.render(token, max(0, min(expires - now, MAX_COOKIE_AGE)), now)
-        if len(cookie) > self.max_cookie_size:
-            self._emit("too_large", environ, session._id, "cookie_size")
-            raise SessionTooLarge(len(cookie), self.max_cookie_size)
+
+    # -- store mode -----------------------------------------------------------------
+
+    def _store_key_for(self, session_id: str) -> str:
+        digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
+        return self.prefix + digest
+
+    def _store_load(
+        self, session: Session, sid: str, now: float
+    ) -> tuple[dict[str, Any], dict[str, Any], bytes] | None:
+        """Read and open the record for ``sid``; None (after an event) if unusable."""
+        environ = session._environ
+        key = self._store_key_for(sid)
+        session._incoming_key = key
+        try:
+            blob = self.store.get(key)
+        except StoreError:
+            self._emit("store_error", environ, sid, "read")
+            session._unavailable = True
+            return None
+        if blob is None:
+            self._emit("missed", environ, sid, "no_record")
+            return None
+        try:
+            plaintext, kid = self._codec.open_bytes(bytes(blob), "store", key)
+            meta = self._serializer.loads(plaintext)
+        except InvalidToken as exc:
+            self._emit("invalid", environ, sid, exc.reason)
+            return None
+        except Exception:
+            self._emit("invalid", environ, sid, "decode")
+            return None
+        data = meta.pop("d", None) if type(meta) is dict else None
+        absolute = meta.get("a") if type(meta) is dict else None
         if (
-            writer.secure
-            and not self._insecure_warned
-            and environ.get("wsgi.url_scheme") != "https"
+            type(data) is not dict
+            or meta.get("s") != sid
+            or type(meta.get("c")) is not int
+            or (absolute is not None and type(absolute) is not int)
+            or (
+                "m" in meta
+                and meta["m"] is not None
+                and (type(meta["m"]) is not int or meta["m"] <= 0)
+            )
         ):
-            self._insecure_warned = True
-            self._emit("insecure_transport", environ, None, "http_scheme")
-        if session._is_new:
-            self._emit("created", environ, session._id, "new")
-        session._is_new = False
-        session._expires = expires
-        session._absolute = absolute
-        session._modified = False
-        session._snapshot = None
-        session._force = False
-        session._rekey = False
-        return cookie
+            self._emit("invalid", environ, sid, "schema")
+            return None
+        if absolute is None and self.absolute_max_age is not None:
+            absolute = meta["a"] = meta["c"] + self.absolute_max_age
+        if absolute is not None and not now < absolute:
+            self._emit("expired", environ, sid, "absolute")
+            return None
+        session._store_key = key
+        return data, meta, kid
+
+    def _store_write(
+        self,
+        environ: dict[str, Any],
+        session: Session,
+        record: bytes | None,
+        absolute: int | None,
+        ttl: int,
+    ) -> bool:
+        """Persist the record (``record=None``: only refresh its TTL). False: no cookie."""
+        store = self.store
+        try:
+            if session._unavailable:
+                raise StoreError(
+                    "the session store could not be read for this request; refusing to "
+                    "overwrite the session"
+                )
+            key = self._store_key_for(session._id)
+            if record is None and session._store_key is not None:
+                touch = getattr(store, "touch", None)
+                if touch is not None:
+                    ok = bool(touch(key, ttl))
+                else:
+                    record = self._plaintext(session, None, absolute, session._data)
+            if record is not None:
+                sealed = self._codec.seal_bytes(record, "store", key)
+                if session._store_key is None:
+                    create = getattr(store, "create", None)
+                    if create is None:
+                        store.set(key, sealed, ttl)
+                    elif not create(key, sealed, ttl):
+                        raise StoreError("a session with the new id already exists (genid)")
+                    session._store_key = key
+                    ok = True
+                else:
+                    update = getattr(store, "update", None)
+                    if update is None:
+                        store.set(key, sealed, ttl)
+                        ok = True
+                    else:
+                        ok = bool(update(key, sealed, ttl))
+            if not ok:
+                # Logged out or regenerated by a concurrent request: never resurrect.
+                self._emit("interrupted", environ, session._id, "record_gone")
+                return False
+        except StoreError:
+            self._emit("store_error", environ, session._id, "write")
+            if self.on_store_error == "raise":
+                raise
+            return False
+        self._drop_doomed(environ, session)
+        return True
+
+    def _drop_doomed(self, environ: dict[str, Any], session: Session) -> None:
+        """Delete records left behind by regenerate()/invalidate()."""
+        doomed = session._doomed
+        while doomed:
+            key = doomed.pop()
+            try:
+                self.store.delete(key)
+            except StoreError:
+                self._emit("store_error", environ, session._id, "delete")
+
+    def _store_destroy(self, environ: dict[str, Any], session: Session) -> None:
+        if session._data is None and session._incoming_key is None:
+            # Destroyed without being touched: find the record from the token alone.
+            values, _ = self._candidates(environ)
+            for value in values:
+                try:
+                    _, meta, _ = self._open(value, self._clock())
+                except InvalidToken:
+                    continue
+                session._incoming_key = self._store_key_for(meta["s"])
+                break
+        for key in (session._store_key, session._incoming_key):
+            if key is not None and key not in session._doomed:
+                session._doomed.append(key)
+        session._store_key = None
+        self._drop_doomed(environ, session)
+
+    def _store_finish(self, session: Session) -> None:
+        """At close(): apply what the application did after the headers went out."""
+        environ = session._environ
+        if session._doomed and session._invalidated:
+            self._drop_doomed(environ, session)
+        if not session._late:
+            return
+        if session._store_key is None or session._unavailable or session._failed:
+            # A new session cannot be saved now: its cookie can no longer be sent.
+            self._emit("late_write", environ, session._id, "after_headers")
+            return
+        try:
+            self._write(environ, session)
+        except StoreError:
+            pass  # already reported as a store_error event
+        except Exception:
+            logger.exception("saving the session after the response failed")
 
     # -- headers --------------------------------------------------------------------
 
@@ -717,6 +953,14 @@ class SessionMiddleware:
                 session._id if session._data is not None else None,
                 "public",
             )
+
+
+def _valid_per_session(meta: dict[str, Any]) -> bool:
+    """``m`` is absent, ``None`` (browser session) or a positive int."""
+    if "m" not in meta:
+        return True
+    value = meta["m"]
+    return value is None or (type(value) is int and value > 0)
 
 
 def _canonical(blob: bytes) -> str:

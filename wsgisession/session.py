@@ -105,6 +105,13 @@ class Session(MutableMapping[str, Any]):
         "_late",
         "_incoming",
         "_sent_cookie",
+        "_sent_deletion",
+        "_incoming_key",
+        "_store_key",
+        "_unavailable",
+        "_record_rekey",
+        "_doomed",
+        "_failed",
         "__weakref__",
     )
 
@@ -132,6 +139,13 @@ class Session(MutableMapping[str, Any]):
         self._committed = False
         self._late = False
         self._sent_cookie: str | None = None
+        self._sent_deletion = False
+        self._incoming_key: str | None = None
+        self._store_key: str | None = None
+        self._unavailable = False
+        self._record_rekey = False
+        self._doomed: list[str] = []
+        self._failed = False
 
     # -- loading ------------------------------------------------------------------
 
@@ -308,20 +322,29 @@ class Session(MutableMapping[str, Any]):
 
     # -- lifecycle ----------------------------------------------------------------
 
-    def _check_not_committed(self, what: str) -> None:
-        if self._committed and not self._mw._stores_late:
-            raise WSGISessionError(f"session.{what} after start_response: headers already sent")
+    def _check_not_committed(self, what: str, *, store_late: bool = False) -> bool:
+        """Raise if the headers are gone, unless store mode can still do ``what``
+        at close() (then return True: the caller marks the session for a late save)."""
+        if not self._committed:
+            return False
+        if store_late and self._mw._stores_late:
+            return True
+        raise WSGISessionError(f"session.{what} after start_response: headers already sent")
 
     def save(self) -> None:
-        """Save at ``start_response`` even if unchanged or empty."""
+        """Save at ``start_response`` even if unchanged or empty.
+
+        Store mode, after ``start_response``: saved when the response closes."""
         self._load()
-        self._check_not_committed("save()")
+        if self._check_not_committed("save()", store_late=True):
+            self._late = True
         self._force = True
 
     def commit(self) -> None:
         """Save at ``start_response`` if changed (for ``auto_commit=False``)."""
         self._load()
-        self._check_not_committed("commit()")
+        if self._check_not_committed("commit()", store_late=True) and self.changed:
+            self._late = True
         self._commit_requested = True
 
     def regenerate(self) -> None:
@@ -331,6 +354,9 @@ class Session(MutableMapping[str, Any]):
         """
         self._load()
         self._check_not_committed("regenerate()")
+        if self._store_key is not None:
+            self._doomed.append(self._store_key)
+            self._store_key = None
         self._id = self._mw._new_id(self._environ)
         self._force = True
         self._mw._emit("regenerated", self._environ, self._id, "regenerate")
@@ -339,8 +365,13 @@ class Session(MutableMapping[str, Any]):
         """Destroy the session: the response clears the cookie. A later write in the
         same request starts a new session."""
         self._load()
-        self._check_not_committed("invalidate()")
+        self._check_not_committed("invalidate()", store_late=True)
         assert self._data is not None
+        for key in (self._store_key, self._incoming_key):
+            if key is not None and key not in self._doomed:
+                self._doomed.append(key)
+        self._store_key = None
+        self._late = False
         self._data.clear()
         self._invalidated = True
         self._is_new = True
@@ -353,6 +384,7 @@ class Session(MutableMapping[str, Any]):
         self._modified = False
         self._force = False
         self._rekey = False
+        self._record_rekey = False
 
     def __repr__(self) -> str:
         if self._data is None:

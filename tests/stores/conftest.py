@@ -1,0 +1,136 @@
+"""A real redis-server for the store tests, started on a free loopback port.
+
+Without a ``redis-server`` binary the Redis tests skip with a message, unless
+``WSGISESSION_REQUIRE_REDIS=1`` is set (CI sets it): then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """One redis-server process; ``stop()``/``start()`` restart it on the same port."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="wsgisession-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start within 10 s")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+            self.process = None
+
+    def client(self, **kwargs):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2, **kwargs)
+
+
+def _redis_binary() -> str | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("WSGISESSION_REQUIRE_REDIS") == "1":
+            pytest.fail("WSGISESSION_REQUIRE_REDIS=1 but no redis-server on PATH")
+        pytest.skip(
+            "no redis-server on PATH: install it (apt-get install redis-server) or set "
+            "WSGISESSION_REQUIRE_REDIS=1 to make its absence an error"
+        )
+    pytest.importorskip("redis")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A running redis-server for the whole test session (flushed per test by users)."""
+    server = RedisServer(_redis_binary())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of a running, flushed redis-server (restarted if a test stopped it)."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    client = redis_server.client()
+    try:
+        client.flushall()
+        client.config_set("maxmemory", "0")
+    finally:
+        client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, for faults that would disturb others
+    (stopping it, pausing it, filling its memory)."""
+    server = RedisServer(_redis_binary())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
