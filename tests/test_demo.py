@@ -85,3 +85,18 @@ def test_too_big_is_an_error_page_without_a_cookie():
 
 def test_unknown_page_is_404():
     assert client().get("/nope", expect_errors=True).status_int == 404
+
+
+def test_store_mode_demo_keeps_large_sessions_and_logs_out():
+    from wsgisession import MemoryStore
+
+    store = MemoryStore()
+    app = webtest.TestApp(make_demo([SECRET], clock=Clock(), store=store))
+    assert [views(app.get("/")) for _ in range(2)] == [1, 2]
+    assert "Stored 6000 characters" in app.get("/big").text
+    assert "store (MemoryStore)" in app.get("/session").text
+    app.post("/login", {"user": "carol"})
+    assert "<b id=user>carol</b>" in app.get("/").text
+    assert len(store) == 1
+    app.get("/logout")
+    assert len(store) == 0

@@ -110,14 +110,21 @@ def _demo(args: argparse.Namespace) -> int:
             "this run (sessions end when the demo stops)",
             file=sys.stderr,
         )
-    if args.store not in (None, "", "cookie"):
-        print(
-            "error: --store is not available in this release (cookie sessions only)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    options: dict[str, Any] = {}
+    store_url = args.store or "cookie"
     try:
-        app = make_demo([secret])
+        if store_url == "memory":
+            from .stores import MemoryStore
+
+            options["store"] = MemoryStore()
+        elif store_url.startswith(("redis://", "rediss://", "unix://")):
+            from .stores.redis import RedisStore
+
+            options["store"] = RedisStore(url=store_url)
+        elif store_url != "cookie":
+            print("error: --store must be cookie, memory or a redis:// URL", file=sys.stderr)
+            return EXIT_USAGE
+        app = make_demo([secret], **options)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -165,7 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--secret-key", help="secret (default: $WSGISESSION_SECRET_KEY)")
-    demo.add_argument("--store", help="session store (only cookie sessions in this release)")
+    demo.add_argument(
+        "--store",
+        default="cookie",
+        help="cookie (default: data in the encrypted cookie), memory, or a redis:// URL",
+    )
     demo.set_defaults(func=_demo)
     return parser
 

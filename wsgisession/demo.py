@@ -8,8 +8,8 @@ needed). Pages:
 ``/logout``    destroys the session (``environ["session"] = None``)
 ``/flash``     stores a one-time message and redirects to ``/``
 ``/session``   shows the session's metadata and the cookie attributes in use
-``/big``       tries to store more than a cookie can hold: an error page, never a
-               silently dropped cookie
+``/big``       stores more than a cookie can hold: in cookie mode an error page,
+               never a silently dropped cookie; in store mode it just works
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ def _handle(request: Request) -> Response:
             "expires_at": session.expires_at,
             "max_age": session.max_age,
             "keys": sorted(session),
+            "mode": "cookie" if mw.store is None else f"store ({type(mw.store).__name__})",
             "cookie name": mw.cookie_name,
             "HttpOnly": mw.httponly,
             "SameSite": mw.samesite,
@@ -101,7 +102,8 @@ def _handle(request: Request) -> Response:
         return _page(f"<h1>Session</h1><table>{body}</table>")
     if path == "/big":
         session["big"] = "x" * 6000
-        return _page("<p>This page should never render.</p>")
+        # Reached only in store mode: a cookie session raises SessionTooLarge instead.
+        return _page("<p id=big-stored>Stored 6000 characters on the server.</p>")
     return _page("<p>Not found</p>", status=404)
 
 
