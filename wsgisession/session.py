@@ -167,6 +167,8 @@ class Session(MutableMapping[str, Any]):
         self._absolute = None
         self._max_age = UNSET
         self._rekey = False
+        self._record_rekey = False
+        self._store_key = None
         self._snapshot = None
         self._modified = False
 
