@@ -829,12 +829,24 @@ class SessionMiddleware:
         """Create (if absent) or update (if present) the sealed record; False: it is gone."""
         store = self.store
         sealed = self._codec.seal_bytes(record, "store", key)
+        old = session._moved_from
+        if old is not None:
+            # regenerate(): the new record replaces the old one only while the old one
+            # exists, so a concurrent logout is never undone under a new id.
+            move = getattr(store, "move", None)
+            if move is not None:
+                if not move(old, key, sealed, ttl):
+                    return False
+            else:
+                if store.get(old) is None:
+                    return False
+                self._create(key, sealed, ttl)
+                store.delete(old)
+            session._moved_from = None
+            session._store_key = key
+            return True
         if session._store_key is None:
-            create = getattr(store, "create", None)
-            if create is None:
-                store.set(key, sealed, ttl)
-            elif not create(key, sealed, ttl):
-                raise StoreError("a session with the new id already exists (genid)")
+            self._create(key, sealed, ttl)
             session._store_key = key
             return True
         update = getattr(store, "update", None)
@@ -842,6 +854,13 @@ class SessionMiddleware:
             store.set(key, sealed, ttl)
             return True
         return bool(update(key, sealed, ttl))
+
+    def _create(self, key: str, sealed: bytes, ttl: int) -> None:
+        create = getattr(self.store, "create", None)
+        if create is None:
+            self.store.set(key, sealed, ttl)
+        elif not create(key, sealed, ttl):
+            raise StoreError("a session with the new id already exists (genid)")
 
     def _drop_doomed(self, environ: dict[str, Any], session: Session) -> None:
         """Delete records left behind by regenerate()/invalidate()."""
@@ -851,7 +870,8 @@ class SessionMiddleware:
             try:
                 self.store.delete(key)
             except StoreError:
-                self._emit("store_error", environ, session._id, "delete")
+                sid = session._id if session._data is not None else None
+                self._emit("store_error", environ, sid, "delete")
 
     def _store_destroy(self, environ: dict[str, Any], session: Session) -> None:
         if session._data is None and session._incoming_key is None:

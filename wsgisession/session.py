@@ -112,6 +112,7 @@ class Session(MutableMapping[str, Any]):
         "_record_rekey",
         "_doomed",
         "_failed",
+        "_moved_from",
         "__weakref__",
     )
 
@@ -146,6 +147,7 @@ class Session(MutableMapping[str, Any]):
         self._record_rekey = False
         self._doomed: list[str] = []
         self._failed = False
+        self._moved_from: str | None = None
 
     # -- loading ------------------------------------------------------------------
 
@@ -357,7 +359,8 @@ class Session(MutableMapping[str, Any]):
         self._load()
         self._check_not_committed("regenerate()")
         if self._store_key is not None:
-            self._doomed.append(self._store_key)
+            # The new record must replace this one, and only while it still exists.
+            self._moved_from = self._store_key
             self._store_key = None
         self._id = self._mw._new_id(self._environ)
         self._force = True
@@ -369,10 +372,11 @@ class Session(MutableMapping[str, Any]):
         self._load()
         self._check_not_committed("invalidate()", store_late=True)
         assert self._data is not None
-        for key in (self._store_key, self._incoming_key):
+        for key in (self._store_key, self._incoming_key, self._moved_from):
             if key is not None and key not in self._doomed:
                 self._doomed.append(key)
         self._store_key = None
+        self._moved_from = None
         self._late = False
         self._data.clear()
         self._invalidated = True

@@ -122,7 +122,7 @@ class Recorder:
     minimal (``getattr(recorder, "touch", None)`` is ``None`` for it).
     """
 
-    OPS = ("get", "set", "delete", "create", "update", "touch")
+    OPS = ("get", "set", "delete", "create", "update", "touch", "move")
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -135,10 +135,12 @@ class Recorder:
         method = getattr(self.inner, name)
 
         def recorded(key, *args):
-            ttl = args[-1] if name in ("set", "create", "update", "touch") else None
+            ttl = args[-1] if name in ("set", "create", "update", "touch", "move") else None
             self.calls.append(Call(name, key, ttl))
             if name in ("set", "create", "update"):
                 self.written.append((key, args[0]))
+            if name == "move":  # move(old, new, value, ttl)
+                self.written.append((args[0], args[1]))
             return method(key, *args)
 
         return recorded
@@ -734,11 +736,16 @@ class StoreContract:
         old_id, new_id = second.text.split("|")
         assert old_id != new_id
         old_key, new_key = store_key(old_id), store_key(new_id)
-        assert h.rec.calls == [
-            Call("get", old_key),
-            Call(self.op("create"), new_key, DAY),
-            Call("delete", old_key),
-        ]
+        if self.full:
+            # One atomic step: the new record replaces the old one only while it exists.
+            assert h.rec.calls == [Call("get", old_key), Call("move", old_key, DAY)]
+        else:
+            assert h.rec.calls == [
+                Call("get", old_key),
+                Call("get", old_key),
+                Call("set", new_key, DAY),
+                Call("delete", old_key),
+            ]
         assert self.raw_get(old_key) is None
         assert self.raw_get(new_key) is not None
         assert "regenerated" in h.events.names()

@@ -12,6 +12,9 @@ race-free:
     a logout or ``regenerate()`` does not bring the old session back.
 ``touch(key, ttl) -> bool``
     move the expiry of an existing key without rewriting it (``rolling``/``renew``).
+``move(old, new, value, ttl) -> bool``
+    for ``regenerate()``: write ``new`` and delete ``old`` in one step, only while ``old``
+    still exists (so a regenerate racing a logout cannot revive the session).
 
 A store without them falls back to ``set`` (and a rewrite for ``touch``) and loses
 that guarantee. A store signals failure by raising

@@ -100,6 +100,15 @@ class MemoryStore:
             self._data.move_to_end(key)
             return True
 
+    def move(self, old: str, new: str, value: bytes, ttl: int | None) -> bool:
+        """Atomically replace record ``old`` by ``new`` (absent) while ``old`` exists."""
+        with self._lock:
+            if self._live(old) is None or self._live(new) is not None:
+                return False
+            del self._data[old]
+            self._put(new, value, ttl)
+            return True
+
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)

@@ -25,6 +25,20 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 __all__ = ["RedisStore"]
 
+# KEYS[1] old, KEYS[2] new, ARGV[1] value, ARGV[2] ttl (0: none).
+_MOVE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+else
+  redis.call('SET', KEYS[2], ARGV[1])
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
 #: Defaults chosen so a request waits at most ~1.5 s on a dead or hung Redis.
 CONNECT_TIMEOUT = 0.25
 READ_TIMEOUT = 0.5
@@ -77,6 +91,7 @@ class RedisStore:
                 health_check_interval=0,
             )
         self.client = client
+        self._move = client.register_script(_MOVE_SCRIPT)
 
     def __repr__(self) -> str:
         return "<RedisStore>"
@@ -116,6 +131,27 @@ class RedisStore:
             return bool(self.client.expire(key, ttl))
         except (redis.exceptions.RedisError, OSError) as exc:
             raise self._fail("EXPIRE", exc) from exc
+
+    def move(self, old: str, new: str, value: bytes, ttl: int | None) -> bool:
+        """Write ``new`` and delete ``old`` atomically, only while ``old`` exists.
+
+        One Lua script on a single server; on Redis Cluster, where the two keys live in
+        different slots, a check-then-write fallback with a tiny race window.
+        """
+        try:
+            try:
+                return bool(self._move(keys=[old, new], args=[value, ttl or 0]))
+            except redis.exceptions.ResponseError as exc:
+                if "CROSSSLOT" not in str(exc) and "NOSCRIPT" not in str(exc):
+                    raise
+            if not self.client.exists(old):
+                return False
+            if not self.client.set(new, value, ex=ttl, nx=True):
+                return False
+            self.client.delete(old)
+            return True
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise self._fail("MOVE", exc) from exc
 
     def delete(self, key: str) -> None:
         try:
