@@ -23,7 +23,7 @@ The first secret seals; every secret opens. Opening never raises anything but
 
 from __future__ import annotations
 
-import base64
+import binascii
 import os
 import re
 from collections.abc import Sequence
@@ -54,7 +54,9 @@ MAX_TOKEN_CHARS = 4096
 MIN_SECRET_BYTES = 32
 _SALT = b"wsgisession/v1"
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+")
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
+_STD_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 PURPOSES = ("data", "sid", "store")
 
 # RFC 8452, Appendix C.2, first AEAD_AES_256_GCM_SIV vector with a non-empty plaintext.
@@ -66,7 +68,7 @@ _KAT_EXPECTED = bytes.fromhex("c2ef328e5c71c83b843122130f7364b761e0b97427e3df28"
 
 def b64encode(raw: bytes) -> str:
     """base64url without padding."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(raw, newline=False).translate(_STD_TO_URLSAFE).rstrip(b"=").decode()
 
 
 def b64decode(text: str) -> bytes:
@@ -75,9 +77,11 @@ def b64decode(text: str) -> bytes:
     :func:`base64.urlsafe_b64decode` silently skips characters outside the alphabet
     (``"QU!JD"`` decodes like ``"QUJD"``); this function does not.
     """
-    if _B64URL_RE.fullmatch(text) is None or len(text) % 4 == 1:
+    raw = text.encode("ascii")  # UnicodeEncodeError is a ValueError
+    # Deleting every alphabet byte must leave nothing: no '+', '/', '=', space, ...
+    if not raw or raw.translate(None, _B64URL_ALPHABET) or len(raw) % 4 == 1:
         raise ValueError("not strict base64url")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return binascii.a2b_base64(raw.translate(_URLSAFE_TO_STD) + b"=" * (-len(raw) % 4))
 
 
 def _hkdf(secret: bytes, info: bytes, length: int) -> bytes:
@@ -144,7 +148,7 @@ class TokenCodec:
         fails its known-answer self-test.
     """
 
-    __slots__ = ("namespace", "primary_kid", "_aead", "_store", "_ad_tail")
+    __slots__ = ("namespace", "primary_kid", "_aead", "_store", "_ad_tail", "_tails")
 
     def __init__(self, secret_keys: Sequence[str | bytes], namespace: str = "default") -> None:
         if isinstance(secret_keys, (str, bytes, bytearray)) or not isinstance(
@@ -179,6 +183,17 @@ class TokenCodec:
             p: b"\x00wsgisession/v1\x00" + ns + b"\x00" + p.encode("ascii") + b"\x00"
             for p in PURPOSES
         }
+        self._tails: dict[tuple[str, str], bytes] = {}
+
+    def _tail(self, purpose: str, binding: str) -> bytes:
+        """The associated data after the header, cached for cookie and header names."""
+        key = (purpose, binding)
+        tail = self._tails.get(key)
+        if tail is None:
+            tail = self._ad_tail[purpose] + binding.encode("utf-8", "surrogatepass")
+            if purpose != "store" and len(self._tails) < 64:  # store keys vary per session
+                self._tails[key] = tail
+        return tail
 
     @property
     def key_ids(self) -> list[str]:
@@ -201,8 +216,9 @@ class TokenCodec:
         header = _VERSION_BYTE + kid
         nonce = os.urandom(NONCE_SIZE) if _nonce is None else _nonce
         aead = self._store[kid] if purpose == "store" else self._aead[kid]
-        ad = header + self._ad_tail[purpose] + binding.encode("utf-8", "surrogatepass")
-        return header + nonce + aead.encrypt(nonce, plaintext, ad)
+        return (
+            header + nonce + aead.encrypt(nonce, plaintext, header + self._tail(purpose, binding))
+        )
 
     def open_bytes(self, raw: bytes, purpose: str, binding: str) -> tuple[bytes, bytes]:
         """Open raw token bytes; return ``(plaintext, kid)``.
@@ -218,7 +234,7 @@ class TokenCodec:
         aead = table.get(kid)
         if aead is None:
             raise InvalidToken("unknown_kid", "unknown_key")
-        ad = raw[:HEADER_SIZE] + self._ad_tail[purpose] + binding.encode("utf-8", "surrogatepass")
+        ad = raw[:HEADER_SIZE] + self._tail(purpose, binding)
         nonce_end = HEADER_SIZE + NONCE_SIZE
         try:
             plaintext = aead.decrypt(raw[HEADER_SIZE:nonce_end], raw[nonce_end:], ad)

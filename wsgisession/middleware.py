@@ -321,10 +321,17 @@ class SessionMiddleware:
             return start_response(status, new_headers, exc_info)
 
         app_iter = self.app(environ, session_start_response)
-        if session._committed and not session.accessed and type(app_iter) is not GeneratorType:
-            # Nothing to finish, and the server keeps its own object (wsgi.file_wrapper).
-            # A generator body may still touch the session: watch it for late writes.
-            return app_iter
+        if session._committed and session._late_snapshot is None and not session._late:
+            kind = type(app_iter)
+            if (
+                kind is list
+                or kind is tuple
+                or (not session.accessed and kind is not GeneratorType)
+            ):
+                # Nothing left to finish: a list runs no application code any more, and
+                # an untouched session keeps the server's own object (wsgi.file_wrapper).
+                # A generator body may still touch the session: watch it for late writes.
+                return app_iter
         return ClosingIterable(app_iter, self._finish, session)
 
     def _finish(self, session: Session) -> None:
@@ -864,9 +871,8 @@ class SessionMiddleware:
 
     def _drop_doomed(self, environ: dict[str, Any], session: Session) -> None:
         """Delete records left behind by regenerate()/invalidate()."""
-        doomed = session._doomed
-        while doomed:
-            key = doomed.pop()
+        doomed, session._doomed = session._doomed, ()
+        for key in doomed:
             try:
                 self.store.delete(key)
             except StoreError:
@@ -884,9 +890,7 @@ class SessionMiddleware:
                     continue
                 session._incoming_key = self._store_key_for(meta["s"])
                 break
-        for key in (session._store_key, session._incoming_key):
-            if key is not None and key not in session._doomed:
-                session._doomed.append(key)
+        session._doom(session._store_key, session._incoming_key)
         session._store_key = None
         self._drop_doomed(environ, session)
 

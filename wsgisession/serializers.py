@@ -27,6 +27,7 @@ A custom serializer is any object with ``dumps(obj) -> bytes`` and
 
 from __future__ import annotations
 
+import _json
 import base64
 import binascii
 import datetime
@@ -35,7 +36,7 @@ import math
 import re
 import uuid
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .errors import SerializationError
 
@@ -54,12 +55,22 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} in session payload")
 
 
-_encoder = json.JSONEncoder(
-    ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=False
-)
-_encode = _encoder.encode
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 _decode = _decoder.decode
+
+
+# The C accelerators, called directly: no encoder is built per call, and no Python-level
+# decode()/raw_decode() wrapper runs per call.
+def _no_default(obj: Any) -> Any:  # pragma: no cover - _pack leaves nothing unknown
+    raise TypeError(f"unexpected {type(obj).__name__}")
+
+
+# make_encoder(markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys,
+# allow_nan): compact, ASCII, NaN refused.
+_c_encode: Any = _json.make_encoder(
+    None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+)
+_c_scan: Any = _json.make_scanner(cast(Any, _decoder))
 
 _SURROGATE_PAIR_RE = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
@@ -227,7 +238,7 @@ class JSONSerializer:
         :raises SerializationError: for a value or key JSON cannot hold exactly.
         """
         try:
-            return _encode(_pack(obj, ())).encode("ascii")
+            return "".join(_c_encode(_pack(obj, ()), 0)).encode("ascii")
         except (ValueError, RecursionError) as exc:  # an int over 4300 digits, deep nesting
             raise SerializationError(
                 f"session data cannot be serialized ({type(exc).__name__})"
@@ -237,7 +248,13 @@ class JSONSerializer:
         """Parse bytes written by :meth:`dumps`. Raises ``ValueError`` on anything else."""
         text = data.decode("ascii")
         if '"$' not in text:
-            return _decode(text)
+            try:
+                obj, end = _c_scan(text, 0)
+            except StopIteration:
+                raise ValueError("not JSON") from None
+            if end == len(text):
+                return obj
+            return _decode(text)  # raises "Extra data" (or skips trailing whitespace)
         return json.loads(text, parse_constant=_reject_constant, object_hook=_unpack)
 
     def __repr__(self) -> str:

@@ -83,38 +83,28 @@ class Session(MutableMapping[str, Any]):
     never build one themselves.
     """
 
-    __slots__ = (
-        "_mw",
-        "_environ",
-        "_data",
-        "accessed",
-        "_modified",
-        "_snapshot",
-        "_late_snapshot",
-        "_is_new",
-        "_id",
-        "_created",
-        "_expires",
-        "_absolute",
-        "_max_age",
-        "_rekey",
-        "_force",
-        "_commit_requested",
-        "_invalidated",
-        "_committed",
-        "_late",
-        "_incoming",
-        "_sent_cookie",
-        "_sent_deletion",
-        "_incoming_key",
-        "_store_key",
-        "_unavailable",
-        "_record_rekey",
-        "_doomed",
-        "_failed",
-        "_moved_from",
-        "__weakref__",
-    )
+    # Defaults live on the class, so a request that never touches its session pays
+    # for two attribute stores, not thirty.
+    _data: dict[str, Any] | None = None
+    #: True once the request read or wrote the session (anything that loads it).
+    accessed = False
+    _modified = False
+    _snapshot: bytes | None = None
+    _late_snapshot: bytes | None = None
+    _force = False
+    _commit_requested = False
+    _invalidated = False
+    _committed = False
+    _late = False
+    _sent_cookie: str | None = None
+    _sent_deletion = False
+    _incoming_key: str | None = None
+    _store_key: str | None = None
+    _unavailable = False
+    _record_rekey = False
+    _doomed: tuple[str, ...] | list[str] = ()
+    _failed = False
+    _moved_from: str | None = None
 
     _is_new: bool
     _incoming: bool
@@ -128,26 +118,6 @@ class Session(MutableMapping[str, Any]):
     def __init__(self, middleware: SessionMiddleware, environ: dict[str, Any]) -> None:
         self._mw = middleware
         self._environ = environ
-        self._data: dict[str, Any] | None = None
-        #: True once the request read or wrote the session (anything that loads it).
-        self.accessed = False
-        self._modified = False
-        self._snapshot: bytes | None = None
-        self._late_snapshot: bytes | None = None
-        self._force = False
-        self._commit_requested = False
-        self._invalidated = False
-        self._committed = False
-        self._late = False
-        self._sent_cookie: str | None = None
-        self._sent_deletion = False
-        self._incoming_key: str | None = None
-        self._store_key: str | None = None
-        self._unavailable = False
-        self._record_rekey = False
-        self._doomed: list[str] = []
-        self._failed = False
-        self._moved_from: str | None = None
 
     # -- loading ------------------------------------------------------------------
 
@@ -181,6 +151,12 @@ class Session(MutableMapping[str, Any]):
         except Exception:
             return _UNCOMPARABLE
         return dumped
+
+    def _doom(self, *keys: str | None) -> None:
+        """Mark store records for deletion at commit."""
+        doomed = list(self._doomed)
+        doomed.extend(k for k in keys if k is not None and k not in doomed)
+        self._doomed = doomed
 
     def _expose(self, value: Any) -> Any:
         if type(value) not in _IMMUTABLE:
@@ -372,9 +348,7 @@ class Session(MutableMapping[str, Any]):
         self._load()
         self._check_not_committed("invalidate()", store_late=True)
         assert self._data is not None
-        for key in (self._store_key, self._incoming_key, self._moved_from):
-            if key is not None and key not in self._doomed:
-                self._doomed.append(key)
+        self._doom(self._store_key, self._incoming_key, self._moved_from)
         self._store_key = None
         self._moved_from = None
         self._late = False
