@@ -1,0 +1,92 @@
+"""Response-header helpers and the closing iterable (PEP 3333 plumbing).
+
+Nothing here knows about sessions beyond a callback: ``merge_vary`` adds a field to
+``Vary``, ``make_private`` keeps shared caches away from responses that set a cookie,
+and ``ClosingIterable`` forwards ``close()`` once and then runs a callback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["merge_vary", "make_private", "ClosingIterable"]
+
+
+def merge_vary(headers: list[tuple[str, str]], field: str) -> None:
+    """Add ``field`` to the response's ``Vary`` (once; ``Vary: *`` is left alone)."""
+    wanted = field.lower()
+    first = None
+    for index, (name, value) in enumerate(headers):
+        if name.lower() != "vary":
+            continue
+        tokens = {t.strip().lower() for t in value.split(",")}
+        if "*" in tokens or wanted in tokens:
+            return
+        if first is None:
+            first = index
+    if first is None:
+        headers.append(("Vary", field))
+        return
+    name, value = headers[first]
+    headers[first] = (name, f"{value}, {field}" if value.strip() else field)
+
+
+def make_private(headers: list[tuple[str, str]]) -> bool:
+    """Make the response uncacheable by shared caches; return whether ``public`` or
+    ``s-maxage`` had to be removed.
+
+    No ``Cache-Control`` → ``private``; ``public`` and ``s-maxage`` are dropped and
+    ``private`` added (once, across several headers) unless ``private`` or ``no-store``
+    is already there.
+    """
+    found = [i for i, (name, _) in enumerate(headers) if name.lower() == "cache-control"]
+    if not found:
+        headers.append(("Cache-Control", "private"))
+        return False
+    directives = {
+        d.strip().lower().partition("=")[0] for i in found for d in headers[i][1].split(",")
+    }
+    overridden = "public" in directives or "s-maxage" in directives
+    need_private = "private" not in directives and "no-store" not in directives
+    for i in found:
+        name, value = headers[i]
+        kept = [
+            d.strip()
+            for d in value.split(",")
+            if d.strip() and d.strip().lower().partition("=")[0] not in ("public", "s-maxage")
+        ]
+        if need_private and i == found[0]:
+            kept.insert(0, "private")
+        headers[i] = (name, ", ".join(kept))
+    # Drop Cache-Control headers that ended up empty.
+    headers[:] = [h for h in headers if h[0].lower() != "cache-control" or h[1]]
+    return overridden
+
+
+class ClosingIterable:
+    """The application's iterable with ``close()`` forwarded, then a callback, once."""
+
+    __slots__ = ("_app_iter", "_callback", "_session", "_closed")
+
+    def __init__(
+        self, app_iter: Iterable[bytes], callback: Callable[[Any], None], session: Any
+    ) -> None:
+        self._app_iter = app_iter
+        self._callback = callback
+        self._session = session
+        self._closed = False
+
+    def __iter__(self) -> Any:
+        return iter(self._app_iter)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._app_iter, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._callback(self._session)
