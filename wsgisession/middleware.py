@@ -386,25 +386,20 @@ class SessionMiddleware(StoreMode):
         now = self._clock()
         record = None
         values, count = self._candidates(environ)
-        if count:
-            if count == 1:
-                try:
-                    record = self._open(values[0], now)
-                except InvalidToken as exc:
-                    self._emit(exc.event, environ, exc.session_id, exc.reason)
-            elif count > 1:
-                record = self._pick_duplicate(environ, values, now)
+        if count == 1:
+            try:
+                record = self._open(values[0], now)
+            except InvalidToken as exc:
+                self._emit(exc.event, environ, exc.session_id, exc.reason)
+        elif count > 1:
+            record = self._pick_duplicate(environ, values, now)
         if record is None:
-            session._init_fresh(now)
-            assert session._data is not None
-            return session._data
+            return session._init_fresh(now)
         data, meta, kid = record
         if self.store is not None:
             stored = self._store_load(session, meta["s"], now)
             if stored is None:
-                session._init_fresh(now)
-                assert session._data is not None
-                return session._data
+                return session._init_fresh(now)
             data, record_meta, record_kid = stored
             session._record_rekey = record_kid != self._codec.primary_kid
             meta = {**record_meta, "e": meta.get("e")}
@@ -426,9 +421,7 @@ class SessionMiddleware(StoreMode):
                 ok = False
             if not ok:
                 self._emit("invalid", environ, session._id, "valid")
-                session._init_fresh(now)
-                assert session._data is not None
-                return session._data
+                return session._init_fresh(now)
             session._snapshot = None  # whatever valid() read is still pristine
         if session._rekey or session._record_rekey:
             self._emit("rotated", environ, session._id, "old_key")

@@ -128,9 +128,10 @@ class Session(MutableMapping[str, Any]):
             data = self._mw._load(self)
         return data
 
-    def _init_fresh(self, now: float) -> None:
-        """Become a brand-new empty session (called by the middleware)."""
-        self._data = {}
+    def _init_fresh(self, now: float) -> dict[str, Any]:
+        """Become a brand-new empty session (called by the middleware); return its data."""
+        data: dict[str, Any] = {}
+        self._data = data
         self._is_new = True
         self._incoming = False
         self._id = self._mw._new_id(self._environ)
@@ -143,6 +144,7 @@ class Session(MutableMapping[str, Any]):
         self._store_key = None
         self._snapshot = None
         self._modified = False
+        return data
 
     def _dump_data(self) -> bytes:
         assert self._data is not None
