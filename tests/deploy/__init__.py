@@ -1,0 +1,1 @@
+"""Deployment tests: the demo app under real gunicorn, on loopback."""
