@@ -15,13 +15,12 @@ __all__ = ["merge_vary", "make_private", "ClosingIterable"]
 
 def merge_vary(headers: list[tuple[str, str]], field: str) -> None:
     """Add ``field`` to the response's ``Vary`` (once; ``Vary: *`` is left alone)."""
-    wanted = field.lower()
     first = None
     for index, (name, value) in enumerate(headers):
-        if name.lower() != "vary":
+        if len(name) != 4 or name.lower() != "vary":
             continue
         tokens = {t.strip().lower() for t in value.split(",")}
-        if "*" in tokens or wanted in tokens:
+        if "*" in tokens or field.lower() in tokens:
             return
         if first is None:
             first = index

@@ -355,14 +355,17 @@ class SessionMiddleware(StoreMode):
     def _emit(
         self, name: str, environ: dict[str, Any], session_id: str | None, reason: str
     ) -> None:
-        id_hash = None if session_id is None else session_id_hash(session_id)
         if name in _WARNING_EVENTS:
             level = logging.WARNING
         elif name in _DEBUG_EVENTS:
             level = logging.DEBUG
         else:
             level = logging.INFO
-        if logger.isEnabledFor(level):
+        logged = logger.isEnabledFor(level)
+        if not logged and self._on_event is None:
+            return  # nobody listens: skip hashing the id
+        id_hash = None if session_id is None else session_id_hash(session_id)
+        if logged:
             logger.log(level, "session %s: %s (session %s)", name, reason, id_hash or "-")
         if self._on_event is not None:
             try:
@@ -556,7 +559,7 @@ class SessionMiddleware(StoreMode):
                 self.external_key.set(out, cookie)
             else:
                 if self.overwrite:
-                    out = [h for h in out if not self._is_our_set_cookie(h)]
+                    out = [h for h in out if not self._is_our_set_cookie(*h)]
                 out.append(("Set-Cookie", cookie))
             if self.cache_control:
                 self._make_private(environ, session, out)
@@ -764,11 +767,12 @@ class SessionMiddleware(StoreMode):
                 raise WSGISessionError("the domain callable returned an invalid domain")
         return self._writer(domain, secure)
 
-    def _is_our_set_cookie(self, header: tuple[str, str]) -> bool:
-        name, value = header
-        if name.lower() != "set-cookie":
-            return False
-        return value.partition("=")[0].strip() == self.cookie_name
+    def _is_our_set_cookie(self, name: str, value: str) -> bool:
+        return (
+            len(name) == 10
+            and name.lower() == "set-cookie"
+            and value.partition("=")[0].strip() == self.cookie_name
+        )
 
     def _make_private(
         self, environ: dict[str, Any], session: Session, headers: list[tuple[str, str]]
