@@ -102,18 +102,17 @@ class StoreMode:
         except Exception:
             self._emit("invalid", environ, sid, "decode")
             return None
-        data = meta.pop("d", None) if type(meta) is dict else None
-        absolute = meta.get("a") if type(meta) is dict else None
+        if type(meta) is not dict:
+            self._emit("invalid", environ, sid, "schema")
+            return None
+        data = meta.pop("d", None)
+        absolute = meta.get("a")
         if (
             type(data) is not dict
             or meta.get("s") != sid
             or type(meta.get("c")) is not int
             or (absolute is not None and type(absolute) is not int)
-            or (
-                "m" in meta
-                and meta["m"] is not None
-                and (type(meta["m"]) is not int or meta["m"] <= 0)
-            )
+            or not _valid_per_session(meta)
         ):
             self._emit("invalid", environ, sid, "schema")
             return None
