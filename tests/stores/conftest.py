@@ -6,6 +6,7 @@ Without a ``redis-server`` binary the Redis tests skip with a message, unless
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -84,22 +85,28 @@ class RedisServer:
         return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2, **kwargs)
 
 
-def _redis_binary() -> str | None:
+def _redis_binary() -> str:
+    """redis-server's path; skip (or, with WSGISESSION_REQUIRE_REDIS=1, fail) without it."""
+    required = os.environ.get("WSGISESSION_REQUIRE_REDIS") == "1"
     binary = shutil.which("redis-server")
     if binary is None:
-        if os.environ.get("WSGISESSION_REQUIRE_REDIS") == "1":
+        if required:
             pytest.fail("WSGISESSION_REQUIRE_REDIS=1 but no redis-server on PATH")
         pytest.skip(
             "no redis-server on PATH: install it (apt-get install redis-server) or set "
             "WSGISESSION_REQUIRE_REDIS=1 to make its absence an error"
         )
-    pytest.importorskip("redis")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        if required:
+            pytest.fail("WSGISESSION_REQUIRE_REDIS=1 but redis-py is not installed")
+        pytest.skip("redis-py is not installed: pip install 'wsgisession[redis]'")
     return binary
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A running redis-server for the whole test session (flushed per test by users)."""
+@contextlib.contextmanager
+def _running_server() -> Iterator[RedisServer]:
     server = RedisServer(_redis_binary())
     server.start()
     try:
@@ -107,6 +114,13 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A running redis-server for the whole test session (flushed per test by users)."""
+    with _running_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -127,10 +141,5 @@ def redis_url(redis_server: RedisServer) -> str:
 def private_redis() -> Iterator[RedisServer]:
     """A redis-server of the test's own, for faults that would disturb others
     (stopping it, pausing it, filling its memory)."""
-    server = RedisServer(_redis_binary())
-    server.start()
-    try:
+    with _running_server() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.dir, ignore_errors=True)
