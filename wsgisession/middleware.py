@@ -306,6 +306,17 @@ class SessionMiddleware(StoreMode):
                     self._writers.get((None, True)),
                 )
 
+    @classmethod
+    def from_settings(
+        cls, app: WSGIApplication, settings: Any, prefix: str = "session."
+    ) -> SessionMiddleware:
+        """Build one from string settings (ini files, PasteDeploy, Pyramid settings):
+        ``session.secret_keys``, ``session.max_age``… — see :mod:`wsgisession.settings`.
+        """
+        from .settings import from_settings
+
+        return from_settings(app, settings, prefix)
+
     def __repr__(self) -> str:
         return (
             f"<SessionMiddleware cookie_name={self.cookie_name!r} "

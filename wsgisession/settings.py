@@ -1,0 +1,218 @@
+"""Options from strings: ``SessionMiddleware.from_settings`` and the PasteDeploy filter.
+
+One table maps each option to a converter. Keys outside the prefix are ignored; an
+unknown key inside it, or a value its converter refuses, raises
+:class:`~wsgisession.errors.ConfigurationError` naming the key.
+
+.. code-block:: ini
+
+    [filter:session]
+    use = egg:wsgisession#session
+    secret_keys =
+        Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8
+        b2xkLXNlY3JldC1zdGlsbC1hY2NlcHRlZC1kdXJpbmctcm90YXRpb24
+    max_age = 3600
+    secure = true
+    store = redis://127.0.0.1:6379/0
+
+Spellings: booleans ``true/false/yes/no/on/off/1/0``; ``none`` for ``None`` (lifetimes,
+``secure``); lists split on whitespace and newlines; ``samesite`` is ``lax``,
+``strict``, ``none`` (the attribute value) or empty (no attribute); ``store`` is
+``memory`` or a ``redis://``/``rediss://``/``unix://`` URL; ``external_key`` is a header
+name; callables (``valid``, ``before_save``, ``genid``, ``on_event``, ``clock``,
+``serializer``) are dotted ``package.module:name``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed.wsgi import WSGIApplication
+
+    from .middleware import SessionMiddleware
+
+__all__ = ["asbool", "parse_settings", "from_settings", "filter_app_factory"]
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+def asbool(value: str) -> bool:
+    """``true/yes/on/1`` → True, ``false/no/off/0`` → False (any case); else ValueError."""
+    word = value.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("expected true/false, yes/no, on/off or 1/0")
+
+
+def _as_int(value: str) -> int:
+    return int(value.strip())
+
+
+def _as_lifetime(value: str) -> int | None:
+    word = value.strip()
+    return None if word.lower() == "none" else int(word)
+
+
+def _as_optional_bool(value: str) -> bool | None:
+    return None if value.strip().lower() == "none" else asbool(value)
+
+
+def _as_list(value: str) -> list[str]:
+    items = value.split()
+    if not items:
+        raise ValueError("expected at least one value")
+    return items
+
+
+def _as_str(value: str) -> str:
+    return value.strip()
+
+
+def _as_optional_str(value: str) -> str | None:
+    word = value.strip()
+    return word or None
+
+
+def _as_samesite(value: str) -> str | None:
+    word = value.strip().lower()
+    if not word:
+        return None
+    if word not in ("lax", "strict", "none"):
+        raise ValueError("expected lax, strict, none or nothing")
+    return word.capitalize()
+
+
+def _as_object(value: str) -> Any:
+    """``package.module:name`` (or ``package.module.name``) → the object."""
+    spec = value.strip()
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        module_name, _, attr = spec.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError("expected package.module:name")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _as_instance(value: str) -> Any:
+    """Like :func:`_as_object`, but a class is instantiated (``serializer``)."""
+    obj = _as_object(value)
+    return obj() if isinstance(obj, type) else obj
+
+
+def _as_store(value: str) -> Any:
+    word = value.strip()
+    if word.lower() == "memory":
+        from .stores.memory import MemoryStore
+
+        return MemoryStore()
+    if word.startswith(("redis://", "rediss://", "unix://")):
+        from .stores.redis import RedisStore
+
+        return RedisStore(url=word)
+    if word.lower() in ("", "none", "cookie"):
+        return None
+    raise ValueError("expected memory, none or a redis://, rediss:// or unix:// URL")
+
+
+def _as_header_key(value: str) -> Any:
+    from .external import HeaderKey
+
+    word = value.strip()
+    return HeaderKey(word) if word else None
+
+
+#: option name → converter of its string form.
+CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "secret_keys": _as_list,
+    "cookie_name": _as_str,
+    "max_age": _as_lifetime,
+    "absolute_max_age": _as_lifetime,
+    "auto_commit": asbool,
+    "overwrite": asbool,
+    "httponly": asbool,
+    "secure": _as_optional_bool,
+    "samesite": _as_samesite,
+    "path": _as_str,
+    "domain": _as_optional_str,
+    "partitioned": asbool,
+    "rolling": asbool,
+    "renew": asbool,
+    "serializer": _as_instance,
+    "store": _as_store,
+    "external_key": _as_header_key,
+    "genid": _as_object,
+    "prefix": _as_str,
+    "on_store_error": _as_str,
+    "valid": _as_object,
+    "before_save": _as_object,
+    "on_event": _as_object,
+    "environ_key": _as_str,
+    "namespace": _as_str,
+    "commit_on_error": asbool,
+    "cache_control": asbool,
+    "max_cookie_size": _as_int,
+    "clock": _as_object,
+}
+
+
+def parse_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Convert the ``prefix``-ed string settings into middleware options.
+
+    Values that are not strings are passed through unchanged (settings built in code).
+
+    :raises ConfigurationError: for an unknown key under ``prefix`` or a bad value; the
+        message and ``.option`` name the key as written.
+    """
+    options: dict[str, Any] = {}
+    for key, value in settings.items():
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix) :]
+        converter = CONVERTERS.get(name)
+        if converter is None:
+            raise ConfigurationError(f"unknown session setting {key!r}", key)
+        if not isinstance(value, str):
+            options[name] = value
+            continue
+        try:
+            options[name] = converter(value)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"bad value for {key!r}: {exc}", key) from None
+        except (ValueError, ImportError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"bad value for {key!r}: {exc or type(exc).__name__}", key
+            ) from None
+    return options
+
+
+def from_settings(
+    app: WSGIApplication, settings: Mapping[str, Any], prefix: str = "session."
+) -> SessionMiddleware:
+    """Build a :class:`~wsgisession.SessionMiddleware` from string settings."""
+    from .middleware import SessionMiddleware
+
+    options = parse_settings(settings, prefix)
+    try:
+        return SessionMiddleware(app, **options)
+    except ConfigurationError as exc:
+        option = exc.option or ""
+        raise ConfigurationError(str(exc), prefix + option if option else None) from None
+
+
+def filter_app_factory(
+    app: WSGIApplication, global_conf: Mapping[str, Any], **local_conf: str
+) -> SessionMiddleware:
+    """PasteDeploy ``paste.filter_app_factory`` (``egg:wsgisession#session``): the
+    ``[filter:…]`` section's options are bare (``secret_keys = …``)."""
+    return from_settings(app, local_conf, prefix="")
