@@ -1,0 +1,1 @@
+"""Framework adapters; each module imports its framework, the core never does."""
