@@ -1,0 +1,1 @@
+"""A Django project for tests/adapters/test_django.py (settings, URLs, views)."""
