@@ -262,7 +262,44 @@ class DjangoSession(SessionBase):  # type: ignore[misc]
         """True when the cookie is a browser-session cookie (``set_expiry(0)``)."""
         return self._wsgisession.max_age is None
 
-    # -- async variants (Django 5.0+) ---------------------------------------------------
+    # -- async variants (Django 5.0 added them to SessionBase; defined here so that
+    # Django 4.2 has them too) -----------------------------------------------------------
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    async def apop(self, key: str, *default: Any) -> Any:
+        return self.pop(key, *default)
+
+    async def asetdefault(self, key: str, value: Any) -> Any:
+        return self.setdefault(key, value)
+
+    async def aupdate(self, dict_: Any) -> None:
+        self.update(dict_)
+
+    async def ahas_key(self, key: str) -> bool:
+        return key in self
+
+    async def akeys(self) -> Any:
+        return self.keys()
+
+    async def avalues(self) -> Any:
+        return self.values()
+
+    async def aitems(self) -> Any:
+        return self.items()
+
+    async def aset_test_cookie(self) -> None:
+        self.set_test_cookie()
+
+    async def atest_cookie_worked(self) -> bool:
+        return bool(self.test_cookie_worked())
+
+    async def adelete_test_cookie(self) -> None:
+        self.delete_test_cookie()
 
     async def acycle_key(self) -> None:
         self.cycle_key()
