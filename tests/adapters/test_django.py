@@ -612,3 +612,42 @@ def test_async_api(django_setup):
     }
     (header,) = cookie_headers(res, "session")
     assert "Max-Age=0" in header
+
+
+def test_django_test_client_drives_the_flows(django_setup):
+    """Django's own test ``Client`` calls the handler, not the WSGI app: the adapter
+    opens and commits the session itself for it, with the same options and codec."""
+    from django.test import Client
+
+    client = Client()
+    assert client.get("/set/color", {"value": "blue"}).status_code == 200
+    cookie = client.cookies[COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    assert client.get("/get/color").json() == {"value": "blue"}
+
+    before = client.cookies[COOKIE].value
+    response = client.post("/login", {"username": "alice", "password": "wonderland"})
+    assert response.json()["ok"] is True
+    assert response.json()["before"] != response.json()["after"]  # cycle_key
+    assert client.cookies[COOKIE].value != before
+    assert client.get("/whoami").json() == {"user": "alice"}
+    assert "Cookie" in client.get("/whoami")["Vary"]
+
+    client.get("/flash", {"msg": "hello"})
+    shown = client.get("/messages").json()
+    assert "hello" in json.dumps(shown)
+    assert "hello" not in json.dumps(client.get("/messages").json())
+
+    logout = client.get("/logout")
+    assert logout.cookies[COOKIE].value == ""
+    assert str(logout.cookies[COOKIE]["max-age"]) == "0"
+    assert client.get("/whoami").json() == {"user": None}
+
+
+def test_real_servers_still_need_the_wsgi_middleware(django_setup):
+    """Only the test Client is served without the WSGI middleware; a plain WSGI
+    request still gets the ImproperlyConfigured that names the fix."""
+    from wsgisession.adapters.django import _from_test_client
+
+    assert _from_test_client({"wsgi.input": object()}) is False
+    assert _from_test_client({}) is False

@@ -34,12 +34,17 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
+from http.cookies import SimpleCookie
 from typing import Any
 
 from django.conf import settings  # type: ignore[import-untyped]
 from django.contrib.sessions.backends.base import SessionBase  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured  # type: ignore[import-untyped]
 from django.utils import timezone  # type: ignore[import-untyped]
+from django.utils.cache import (  # type: ignore[import-untyped]
+    patch_cache_control,
+    patch_vary_headers,
+)
 
 from ..errors import ConfigurationError
 from ..middleware import SessionMiddleware as WSGISessionMiddleware
@@ -362,6 +367,8 @@ class SessionMiddleware:
     def __call__(self, request: Any) -> Any:
         environ = getattr(request, "environ", None) or getattr(request, "META", {})
         session = environ.get(self.environ_key)
+        if not isinstance(session, Session) and _from_test_client(environ):
+            return self._through_test_client(request, environ)
         if not isinstance(session, Session):
             raise ImproperlyConfigured(
                 f"wsgisession.adapters.django.SessionMiddleware needs the wsgisession "
@@ -369,11 +376,62 @@ class SessionMiddleware:
                 f"{'missing' if session is None else type(session).__name__}. Wrap the "
                 f"WSGI application in wsgi.py: "
                 f"`application = wrap(get_wsgi_application())` with "
-                f"`from wsgisession.adapters.django import wrap` (Django's test Client "
-                f"bypasses WSGI middleware: test through WSGI, e.g. with WebTest)."
+                f"`from wsgisession.adapters.django import wrap`."
             )
         request.session = DjangoSession(session)
         return self.get_response(request)
+
+    def _through_test_client(self, request: Any, environ: dict[str, Any]) -> Any:
+        """Django's test ``Client`` calls the handler, not the WSGI application, so the
+        wsgisession middleware is not in its path: open and commit the session here,
+        through the same middleware (same options, same codec), and copy its headers
+        onto the Django response."""
+        middleware = _test_client_middleware()
+        session = Session(middleware, environ)
+        environ[middleware.environ_key] = session
+        request.session = DjangoSession(session)
+        response = self.get_response(request)
+        status = f"{response.status_code} {response.reason_phrase}"
+        for name, value in middleware._commit(environ, session, status, [], None):
+            lowered = name.lower()
+            if lowered == "set-cookie":
+                jar: SimpleCookie = SimpleCookie()
+                jar.load(value)
+                for key, morsel in jar.items():
+                    response.cookies[key] = morsel
+            elif lowered == "vary":
+                patch_vary_headers(response, [v.strip() for v in value.split(",")])
+            elif lowered == "cache-control":
+                patch_cache_control(response, private=True)
+        return response
+
+
+def _from_test_client(environ: dict[str, Any]) -> bool:
+    """Whether the request comes from Django's test ``Client`` (its body is a
+    ``FakePayload``), the one caller that never passes through WSGI middleware."""
+    body = environ.get("wsgi.input")
+    if type(body).__name__ != "FakePayload":
+        return False
+    from django.test.client import FakePayload  # type: ignore[import-untyped]
+
+    return isinstance(body, FakePayload)
+
+
+_test_client_cache: dict[str, Any] = {}
+
+
+def _test_client_middleware() -> WSGISessionMiddleware:
+    """The middleware ``wrap()`` would build, for test-Client requests (rebuilt when
+    the settings it is made from change, e.g. under ``override_settings``)."""
+    options = middleware_options()
+    key = repr(sorted((k, repr(v)) for k, v in options.items()))
+    middleware = _test_client_cache.get(key)
+    if middleware is None:
+        _test_client_cache.clear()
+        middleware = _test_client_cache[key] = WSGISessionMiddleware(
+            lambda environ, start_response: [], **options
+        )
+    return middleware
 
 
 def middleware_options(**overrides: Any) -> dict[str, Any]:
