@@ -33,7 +33,7 @@ Only this module imports Django.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
+from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -49,11 +49,11 @@ from django.utils.cache import (  # type: ignore[import-untyped]
 from ..errors import ConfigurationError
 from ..middleware import SessionMiddleware as WSGISessionMiddleware
 from ..session import Session
+from ._proxy import SessionProxy
 
 __all__ = ["DjangoSession", "SessionMiddleware", "middleware_options", "wrap"]
 
 _DEFAULT_ENVIRON_KEY = "session"
-_MISSING: Any = object()
 
 
 def _environ_key() -> str:
@@ -62,7 +62,7 @@ def _environ_key() -> str:
     return key if isinstance(key, str) else _DEFAULT_ENVIRON_KEY
 
 
-class DjangoSession(SessionBase):  # type: ignore[misc]
+class DjangoSession(SessionProxy, SessionBase):  # type: ignore[misc]
     """Django's ``SessionBase`` API over a wsgisession :class:`Session`.
 
     Reads and writes go straight to the wsgisession session, so its lazy loading,
@@ -127,55 +127,10 @@ class DjangoSession(SessionBase):  # type: ignore[misc]
         """True for a new session without data."""
         return self._wsgisession.is_new and len(self._wsgisession) == 0
 
-    # -- dict API -----------------------------------------------------------------------
-
-    def __getitem__(self, key: str) -> Any:
-        return self._wsgisession[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._wsgisession[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._wsgisession[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._wsgisession
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._wsgisession)
-
-    def __len__(self) -> int:
-        return len(self._wsgisession)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._wsgisession.get(key, default)
-
-    def pop(self, key: str, default: Any = _MISSING) -> Any:
-        if default is _MISSING:
-            return self._wsgisession.pop(key)
-        return self._wsgisession.pop(key, default)
-
-    def setdefault(self, key: str, value: Any) -> Any:
-        return self._wsgisession.setdefault(key, value)
-
-    def update(self, dict_: Any) -> None:
-        self._wsgisession.update(dict_)
+    # -- dict API: SessionProxy, plus Django's old spelling ------------------------
 
     def has_key(self, key: str) -> bool:
         return key in self._wsgisession
-
-    def keys(self) -> KeysView[str]:
-        return self._wsgisession.keys()
-
-    def values(self) -> ValuesView[Any]:
-        return self._wsgisession.values()
-
-    def items(self) -> ItemsView[str, Any]:
-        return self._wsgisession.items()
-
-    def clear(self) -> None:
-        """Remove every key; a loaded session emptied this way is destroyed."""
-        self._wsgisession.clear()
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ Only this module imports Flask.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response
@@ -52,6 +52,7 @@ from ..errors import ConfigurationError
 from ..middleware import SessionMiddleware
 from ..serializers import JSONSerializer
 from ..session import Session
+from ._proxy import SessionProxy
 
 if TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -145,7 +146,7 @@ class FlaskJSONSerializer(JSONSerializer):
 # -- the session object -----------------------------------------------------------------
 
 
-class FlaskSession(SessionMixin):
+class FlaskSession(SessionProxy, SessionMixin):
     """A Flask session (:class:`flask.sessions.SessionMixin`) over a wsgisession
     :class:`~wsgisession.Session`.
 
@@ -156,26 +157,26 @@ class FlaskSession(SessionMixin):
     """
 
     def __init__(self, session: Session) -> None:
-        self._session = session
+        self._wsgisession = session
         self._force_modified = False
         self._accessed = False
 
     @property
     def wsgisession(self) -> Session:
         """The underlying :class:`~wsgisession.Session` (``regenerate()``, ``max_age``…)."""
-        return self._session
+        return self._wsgisession
 
     # -- Flask's attributes -------------------------------------------------------------
 
     @property
     def new(self) -> bool:  # type: ignore[override]
         """True when no valid session came with the request."""
-        return self._session.is_new
+        return self._wsgisession.is_new
 
     @property
     def modified(self) -> bool:
         """True when the data changed (nested changes included) or ``modified`` was set."""
-        return self._force_modified or self._session.changed
+        return self._force_modified or self._wsgisession.changed
 
     @modified.setter
     def modified(self, value: bool) -> None:
@@ -184,7 +185,7 @@ class FlaskSession(SessionMixin):
     @property
     def accessed(self) -> bool:
         """True when the request read or wrote the session."""
-        return self._accessed or self._session.accessed
+        return self._accessed or self._wsgisession.accessed
 
     @accessed.setter
     def accessed(self, value: bool) -> None:
@@ -194,49 +195,14 @@ class FlaskSession(SessionMixin):
 
     def regenerate(self) -> None:
         """Keep the data under a new session id (call it at login)."""
-        self._session.regenerate()
+        self._wsgisession.regenerate()
 
     def invalidate(self) -> None:
         """Destroy the session: the response clears the cookie."""
-        self._session.invalidate()
-
-    # -- dict API -------------------------------------------------------------------
-
-    def __getitem__(self, key: str) -> Any:
-        return self._session[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._session[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._session[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._session)
-
-    def __len__(self) -> int:
-        return len(self._session)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._session
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._session.get(key, default)
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        return self._session.setdefault(key, default)
-
-    def pop(self, key: str, *default: Any) -> Any:
-        return self._session.pop(key, *default)
-
-    def clear(self) -> None:
-        self._session.clear()
-
-    def copy(self) -> dict[str, Any]:
-        return self._session.copy()
+        self._wsgisession.invalidate()
 
     def __repr__(self) -> str:
-        return f"<FlaskSession {self._session!r}>"
+        return f"<FlaskSession {self._wsgisession!r}>"
 
 
 # -- configuration ----------------------------------------------------------------------

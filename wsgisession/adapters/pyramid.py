@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import binascii
 import os
-from collections.abc import Callable, ItemsView, Iterator, KeysView, ValuesView
+from collections.abc import Callable
 from typing import Any
 
 from pyramid.interfaces import ISession  # type: ignore[import-untyped]
@@ -35,6 +35,7 @@ from zope.interface import implementer  # type: ignore[import-untyped]
 
 from ..errors import ConfigurationError, WSGISessionError
 from ..session import Session
+from ._proxy import SessionProxy
 
 __all__ = [
     "ENVIRON_KEY_SETTING",
@@ -49,7 +50,6 @@ ENVIRON_KEY_SETTING = "wsgisession.environ_key"
 _DEFAULT_ENVIRON_KEY = "session"
 _FLASH_PREFIX = "_f_"
 _CSRF_KEY = "_csrft_"
-_MISSING = object()
 
 
 class MissingSessionMiddleware(WSGISessionError, RuntimeError):
@@ -57,70 +57,70 @@ class MissingSessionMiddleware(WSGISessionError, RuntimeError):
 
 
 @implementer(ISession)
-class PyramidSession:
+class PyramidSession(SessionProxy):
     """:class:`pyramid.interfaces.ISession` over a wsgisession :class:`Session`.
 
     The dict API goes straight to the wsgisession session, so its change detection
     (nested mutations included), lazy loading and commit rules apply unchanged.
     """
 
-    __slots__ = ("_session",)
+    __slots__ = ("_wsgisession",)
 
     def __init__(self, session: Session) -> None:
-        self._session = session
+        self._wsgisession = session
 
     @property
     def wsgisession(self) -> Session:
         """The underlying wsgisession :class:`Session` (``regenerate()``, ``max_age``…)."""
-        return self._session
+        return self._wsgisession
 
     # -- ISession attributes ----------------------------------------------------------
 
     @property
     def created(self) -> float:
         """Unix time when the session was created, as a float (Pyramid's convention)."""
-        return float(self._session.created_at)
+        return float(self._wsgisession.created_at)
 
     @property
     def new(self) -> bool:
         """True when no valid session came with the request (or it was invalidated)."""
-        return self._session.is_new
+        return self._wsgisession.is_new
 
     def invalidate(self) -> None:
         """Destroy the session: the response clears the cookie. A later write in the
         same request starts a new session (new id, no old data)."""
-        self._session.invalidate()
+        self._wsgisession.invalidate()
 
     def changed(self) -> None:
         """Force a save of the session at ``start_response``.
 
         Not needed for nested mutations (wsgisession notices them), but harmless.
         """
-        self._session.save()
+        self._wsgisession.save()
 
     def regenerate(self) -> None:
         """Keep the data under a new session id (call it at login)."""
-        self._session.regenerate()
+        self._wsgisession.regenerate()
 
     # -- flash messages -------------------------------------------------------------
 
     def flash(self, msg: Any, queue: str = "", allow_duplicate: bool = True) -> None:
         """Append ``msg`` to the flash queue ``queue`` (stored under ``_f_<queue>``)."""
         key = _FLASH_PREFIX + queue
-        storage = self._session.get(key)
+        storage = self._wsgisession.get(key)
         messages = list(storage) if isinstance(storage, list) else []
         if allow_duplicate or msg not in messages:
             messages.append(msg)
-            self._session[key] = messages
+            self._wsgisession[key] = messages
 
     def pop_flash(self, queue: str = "") -> list[Any]:
         """Return the queue's messages and remove the queue."""
-        messages = self._session.pop(_FLASH_PREFIX + queue, [])
+        messages = self._wsgisession.pop(_FLASH_PREFIX + queue, [])
         return list(messages) if isinstance(messages, list) else []
 
     def peek_flash(self, queue: str = "") -> list[Any]:
         """Return the queue's messages, leaving them in the session."""
-        messages = self._session.get(_FLASH_PREFIX + queue, [])
+        messages = self._wsgisession.get(_FLASH_PREFIX + queue, [])
         return list(messages) if isinstance(messages, list) else []
 
     # -- CSRF (the key Pyramid's SessionCSRFStoragePolicy uses) ---------------------
@@ -128,73 +128,18 @@ class PyramidSession:
     def new_csrf_token(self) -> str:
         """Make, store and return a new CSRF token (40 hex digits, as Pyramid's)."""
         token = binascii.hexlify(os.urandom(20)).decode("ascii")
-        self._session[_CSRF_KEY] = token
+        self._wsgisession[_CSRF_KEY] = token
         return token
 
     def get_csrf_token(self) -> str:
         """Return the session's CSRF token, making one if there is none."""
-        token = self._session.get(_CSRF_KEY)
+        token = self._wsgisession.get(_CSRF_KEY)
         if isinstance(token, str):
             return token
         return self.new_csrf_token()
 
-    # -- dict API -------------------------------------------------------------------
-
-    def __getitem__(self, key: str) -> Any:
-        return self._session[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._session[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._session[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._session
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._session)
-
-    def __len__(self) -> int:
-        return len(self._session)
-
-    def __bool__(self) -> bool:
-        return len(self._session) > 0
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._session.get(key, default)
-
-    def keys(self) -> KeysView[str]:
-        return self._session.keys()
-
-    def values(self) -> ValuesView[Any]:
-        return self._session.values()
-
-    def items(self) -> ItemsView[str, Any]:
-        return self._session.items()
-
-    def pop(self, key: str, default: Any = _MISSING) -> Any:
-        if default is _MISSING:
-            return self._session.pop(key)
-        return self._session.pop(key, default)
-
-    def popitem(self) -> tuple[str, Any]:
-        return self._session.popitem()
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        return self._session.setdefault(key, default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        self._session.update(*args, **kwargs)
-
-    def clear(self) -> None:
-        self._session.clear()
-
-    def copy(self) -> dict[str, Any]:
-        return self._session.copy()
-
     def __repr__(self) -> str:
-        return f"<PyramidSession {self._session!r}>"
+        return f"<PyramidSession {self._wsgisession!r}>"
 
 
 def session_factory(environ_key: str = _DEFAULT_ENVIRON_KEY) -> Callable[[Any], PyramidSession]:
