@@ -82,15 +82,22 @@ def rig():
 
 
 @pytest.fixture
-def open_spy(monkeypatch):
+def open_spy(monkeypatch, rig):
+    """Records every cookie the rig's middleware opens, as ``(purpose, binding)``."""
     calls = []
-    original = TokenCodec.open
+    original = TokenCodec.opener
 
-    def spy(self, token, purpose, binding):
-        calls.append((purpose, binding))
-        return original(self, token, purpose, binding)
+    def opener(self, purpose, binding):
+        open_token = original(self, purpose, binding)
 
-    monkeypatch.setattr(TokenCodec, "open", spy)
+        def spy(token):
+            calls.append((purpose, binding))
+            return open_token(token)
+
+        return spy
+
+    monkeypatch.setattr(TokenCodec, "opener", opener)
+    rig.mw._open_token = rig.mw._codec.opener(rig.mw._purpose, rig.mw._binding)
     return calls
 
 

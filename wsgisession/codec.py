@@ -26,7 +26,7 @@ from __future__ import annotations
 import binascii
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -47,6 +47,7 @@ KID_SIZE = 4
 NONCE_SIZE = 12
 TAG_SIZE = 16
 HEADER_SIZE = 1 + KID_SIZE
+_NONCE_END = HEADER_SIZE + NONCE_SIZE
 #: Shortest raw token that could hold a one-byte plaintext; shorter is rejected unopened.
 MIN_TOKEN_BYTES = HEADER_SIZE + NONCE_SIZE + TAG_SIZE + 1
 #: Longest token (in characters) considered at all; longer ones are rejected undecoded.
@@ -225,22 +226,8 @@ class TokenCodec:
 
         :raises InvalidToken: ``invalid`` (short, version, tampered) or ``unknown_key``.
         """
-        if len(raw) < MIN_TOKEN_BYTES:
-            raise InvalidToken("short")
-        if raw[0] != VERSION:
-            raise InvalidToken("version")
-        kid = raw[1:HEADER_SIZE]
         table = self._store if purpose == "store" else self._aead
-        aead = table.get(kid)
-        if aead is None:
-            raise InvalidToken("unknown_kid", "unknown_key")
-        ad = raw[:HEADER_SIZE] + self._tail(purpose, binding)
-        nonce_end = HEADER_SIZE + NONCE_SIZE
-        try:
-            plaintext = aead.decrypt(raw[HEADER_SIZE:nonce_end], raw[nonce_end:], ad)
-        except InvalidTag:
-            raise InvalidToken("tampered") from None
-        return plaintext, kid
+        return _open_raw(raw, table, self._tail(purpose, binding))
 
     # -- text tokens (cookies, headers) ------------------------------------------
 
@@ -256,10 +243,59 @@ class TokenCodec:
         :raises InvalidToken: with reason ``too_long``, ``malformed``, ``short``,
             ``version``, ``tampered`` or (event ``unknown_key``) ``unknown_kid``.
         """
-        if len(token) > MAX_TOKEN_CHARS:
-            raise InvalidToken("too_long")
-        try:
-            raw = b64decode(token)
-        except ValueError:
-            raise InvalidToken("malformed") from None
-        return self.open_bytes(raw, purpose, binding)
+        return self.opener(purpose, binding)(token)
+
+    # -- per-binding fast paths (the middleware's hot path) -------------------------
+
+    def sealer(self, purpose: str, binding: str) -> Callable[[bytes], str]:
+        """``seal(plaintext) -> token`` for one purpose and binding, with the primary
+        key, header and associated data bound once: what :meth:`seal` does, in one
+        Python call per token."""
+        kid = self.primary_kid
+        header = _VERSION_BYTE + kid
+        keys = self._store if purpose == "store" else self._aead
+        ad = header + self._tail(purpose, binding)
+        urandom, b2a, alphabet = os.urandom, binascii.b2a_base64, _STD_TO_URLSAFE
+
+        def seal(plaintext: bytes) -> str:
+            nonce = urandom(NONCE_SIZE)
+            raw = header + nonce + keys[kid].encrypt(nonce, plaintext, ad)
+            return b2a(raw, newline=False).translate(alphabet).rstrip(b"=").decode()
+
+        return seal
+
+    def opener(self, purpose: str, binding: str) -> Callable[[str], tuple[bytes, bytes]]:
+        """``open(token) -> (plaintext, kid)`` for one purpose and binding: what
+        :meth:`open` does, with the key table and associated data looked up once."""
+        table = self._store if purpose == "store" else self._aead
+        tail = self._tail(purpose, binding)
+
+        def open_token(token: str) -> tuple[bytes, bytes]:
+            if len(token) > MAX_TOKEN_CHARS:
+                raise InvalidToken("too_long")
+            try:
+                raw = b64decode(token)
+            except ValueError:
+                raise InvalidToken("malformed") from None
+            return _open_raw(raw, table, tail)
+
+        return open_token
+
+
+def _open_raw(raw: bytes, table: dict[bytes, AESGCMSIV], tail: bytes) -> tuple[bytes, bytes]:
+    """Check the header, pick the key by kid and decrypt; raise InvalidToken."""
+    if len(raw) < MIN_TOKEN_BYTES:
+        raise InvalidToken("short")
+    if raw[0] != VERSION:
+        raise InvalidToken("version")
+    kid = raw[1:HEADER_SIZE]
+    aead = table.get(kid)
+    if aead is None:
+        raise InvalidToken("unknown_kid", "unknown_key")
+    try:
+        plaintext = aead.decrypt(
+            raw[HEADER_SIZE:_NONCE_END], raw[_NONCE_END:], raw[:HEADER_SIZE] + tail
+        )
+    except InvalidTag:
+        raise InvalidToken("tampered") from None
+    return plaintext, kid

@@ -42,7 +42,7 @@ from .errors import (
 )
 from .events import SessionEvent, session_id_hash
 from .headers import ClosingIterable, make_private, merge_vary
-from .serializers import JSONSerializer
+from .serializers import JSONSerializer, encode_text
 from .session import UNSET, Session, coerce_max_age
 from .storemode import StoreMode, _valid_per_session
 
@@ -74,12 +74,19 @@ _WARNING_EVENTS = frozenset(
 )
 _DEBUG_EVENTS = frozenset({"created", "regenerated", "destroyed"})
 _MAX_WRITERS = 64
+#: Response headers _commit may have to merge with, and their lengths (a cheap filter).
+_HEADERS_WE_EDIT = frozenset({"vary", "set-cookie", "cache-control"})
+_HEADER_LENGTHS = frozenset(len(name) for name in _HEADERS_WE_EDIT)
+_PRIVATE = ("Cache-Control", "private")
 _ID_MAX = 256
+_new_session = object.__new__
+_urandom = os.urandom
 
 
 def _default_genid(environ: dict[str, Any]) -> str:
-    # What secrets.token_urlsafe(32) returns (256 random bits, 43 characters), cheaper.
-    return b64encode(os.urandom(32))
+    """What secrets.token_urlsafe(32) returns (256 random bits, 43 characters), cheaper.
+    (``_new_id`` inlines it.)"""
+    return b64encode(_urandom(32))
 
 
 def _check_bool(name: str, value: object) -> bool:
@@ -269,6 +276,10 @@ class SessionMiddleware(StoreMode):
         self._purpose = "data" if store is None else "sid"
         self._binding = cookie_name if external_key is None else external_key.name.lower()
         self._vary = "Cookie" if external_key is None else external_key.name
+        self._vary_header = ("Vary", self._vary)
+        # The token codec, bound once to this middleware's purpose and cookie/header.
+        self._seal_token = self._codec.sealer(self._purpose, self._binding)
+        self._open_token = self._codec.opener(self._purpose, self._binding)
         self._genid = _check_callable("genid", genid) or _default_genid
         if not isinstance(prefix, str):
             raise ConfigurationError("prefix must be a str", "prefix")
@@ -326,18 +337,21 @@ class SessionMiddleware(StoreMode):
     # -- WSGI ---------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        session = Session(self, environ)
+        # Session(self, environ) without running a Python __init__ per request.
+        session = _new_session(Session)
+        session._mw = self
+        session._environ = environ
         key = self.environ_key
         environ[key] = session
 
         def session_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Callable[[bytes], object]:
-            if not session.accessed and environ.get(key, session) is session:
+            if session.accessed or environ.get(key, session) is not session:
+                headers = self._commit(environ, session, status, headers, exc_info)
+            else:
                 session._committed = True
-                return start_response(status, headers, exc_info)
-            new_headers = self._commit(environ, session, status, headers, exc_info)
-            return start_response(status, new_headers, exc_info)
+            return start_response(status, headers, exc_info)
 
         app_iter = self.app(environ, session_start_response)
         if session._committed and session._late_snapshot is None and not session._late:
@@ -395,6 +409,8 @@ class SessionMiddleware(StoreMode):
     # -- loading ------------------------------------------------------------------
 
     def _new_id(self, environ: dict[str, Any]) -> str:
+        if self._genid is _default_genid:
+            return b64encode(_urandom(32))
         sid = self._genid(environ)
         if not isinstance(sid, str) or not sid or len(sid) > _ID_MAX:
             raise WSGISessionError(
@@ -421,7 +437,7 @@ class SessionMiddleware(StoreMode):
         if self.store is not None:
             stored = self._store_load(session, meta["s"], now)
             if stored is None:
-                return session._init_fresh(now)
+                return session._reset(now)
             data, record_meta, record_kid = stored
             session._record_rekey = record_kid != self._codec.primary_kid
             meta = {**record_meta, "e": meta.get("e")}
@@ -443,7 +459,7 @@ class SessionMiddleware(StoreMode):
                 ok = False
             if not ok:
                 self._emit("invalid", environ, session._id, "valid")
-                return session._init_fresh(now)
+                return session._reset(now)
             session._snapshot = None  # whatever valid() read is still pristine
         if session._rekey or session._record_rekey:
             self._emit("rotated", environ, session._id, "old_key")
@@ -480,7 +496,7 @@ class SessionMiddleware(StoreMode):
 
     def _open(self, value: str, now: float) -> tuple[dict[str, Any] | None, dict[str, Any], bytes]:
         """Open one cookie value; return ``(data, metadata, kid)`` or raise InvalidToken."""
-        payload, kid = self._codec.open(value, self._purpose, self._binding)
+        payload, kid = self._open_token(value)
         try:
             meta = self._serializer.loads(payload)
         except Exception:
@@ -503,7 +519,7 @@ class SessionMiddleware(StoreMode):
             absolute is not None and type(absolute) is not int
         ):
             raise InvalidToken("schema")
-        if not _valid_per_session(meta):
+        if "m" in meta and not _valid_per_session(meta):
             raise InvalidToken("schema")
         if created > now + CLOCK_SKEW:
             raise InvalidToken("future")
@@ -556,8 +572,6 @@ class SessionMiddleware(StoreMode):
                     f"not {type(current).__name__}"
                 )
             self._replace(session, current)
-        out = list(headers)
-        merge_vary(out, self._vary)
         previous = session._sent_cookie
         deletion = session._sent_deletion
         try:
@@ -573,6 +587,23 @@ class SessionMiddleware(StoreMode):
             # From here on the headers are the server's: later writes are late.
             session._committed = True
         session._sent_cookie = cookie
+        for name, _ in headers:
+            if len(name) in _HEADER_LENGTHS and name.lower() in _HEADERS_WE_EDIT:
+                break
+        else:
+            # No Vary, Set-Cookie or Cache-Control yet (the common case): append ours.
+            if cookie is None:
+                return [*headers, self._vary_header]
+            if self.external_key is not None:
+                out = [*headers, self._vary_header]
+                self.external_key.set(out, cookie)
+            else:
+                out = [*headers, self._vary_header, ("Set-Cookie", cookie)]
+            if self.cache_control:
+                out.append(_PRIVATE)
+            return out
+        out = list(headers)
+        merge_vary(out, self._vary)
         if cookie is not None:
             if self.external_key is not None:
                 self.external_key.set(out, cookie)
@@ -631,7 +662,7 @@ class SessionMiddleware(StoreMode):
             return None
         if not self.auto_commit and not session._commit_requested and not session._force:
             return None
-        if session._force or session.changed or session._record_rekey:
+        if session._force or session._modified or session.changed or session._record_rekey:
             return self._write(environ, session)
         if session._rekey or self.rolling:
             return self._write(environ, session, touch=True)
@@ -660,23 +691,23 @@ class SessionMiddleware(StoreMode):
         assert data is not None
         now = int(self._clock())
         lifetime = self.max_age if session._max_age is UNSET else session._max_age
-        absolute = self._absolute_for(session)
+        absolute = session._absolute
+        if absolute is None and self.absolute_max_age is not None:
+            absolute = session._created + self.absolute_max_age
         expires = None
         if lifetime is not None:
             expires = now + lifetime
             if absolute is not None and absolute < expires:
                 expires = absolute
         if self.store is None:
-            plaintext = self._plaintext(session, expires, absolute, data)
-            token = self._codec.seal(plaintext, "data", self.cookie_name)
+            token = self._seal_token(self._plaintext(session, expires, absolute, data))
         else:
             ends = [t for t in (expires, absolute) if t is not None]
             ttl = max(1, min(ends) - now) if ends else STORE_TTL_BROWSER_SESSION
             record = None if touch else self._plaintext(session, None, absolute, data)
             if not self._store_write(environ, session, record, absolute, ttl):
                 return None
-            sid = self._plaintext(session, expires, absolute, None)
-            token = self._codec.seal(sid, "sid", self._binding)
+            token = self._seal_token(self._plaintext(session, expires, absolute, None))
         if self.external_key is not None:
             value = token
         else:
@@ -696,8 +727,9 @@ class SessionMiddleware(StoreMode):
                 self._insecure_warned = True
                 self._emit("insecure_transport", environ, None, "http_scheme")
         if session._is_new:
-            self._emit("created", environ, session._id, "new")
-        session._is_new = False
+            if self._on_event is not None or logger.isEnabledFor(logging.DEBUG):
+                self._emit("created", environ, session._id, "new")
+            session._is_new = False
         session._expires = expires
         session._absolute = absolute
         session._modified = False
@@ -718,19 +750,15 @@ class SessionMiddleware(StoreMode):
         try:
             if self._fast_json:
                 # The metadata are ints and one str: format them directly.
-                head = f'{{"c":{session._created}'
-                if expires is not None:
-                    head += f',"e":{expires}'
-                if absolute is not None:
-                    head += f',"a":{absolute}'
-                if session._max_age is not UNSET:
-                    m = session._max_age
-                    head += ',"m":null' if m is None else f',"m":{m}'
-                head += f',"s":{_json_str(session._id)}'
+                e = "" if expires is None else f',"e":{expires}'
+                a = "" if absolute is None else f',"a":{absolute}'
+                m = session._max_age
+                if m is not UNSET:
+                    a += ',"m":null' if m is None else f',"m":{m}'
+                head = f'{{"c":{session._created}{e}{a},"s":{_json_str(session._id)}'
                 if data is None:
-                    return head.encode("ascii") + b"}"
-                body: bytes = self._serializer.dumps(data)
-                return head.encode("ascii") + b',"d":' + body + b"}"
+                    return f"{head}}}".encode("ascii")
+                return f'{head},"d":{encode_text(data)}}}'.encode("ascii")
             meta: dict[str, Any] = {"c": session._created}
             if expires is not None:
                 meta["e"] = expires

@@ -185,6 +185,17 @@ def _pack_other(obj: Any, t: type, path: tuple[Any, ...]) -> Any:
     )
 
 
+def encode_text(obj: Any) -> str:
+    """What :meth:`JSONSerializer.dumps` returns, as ``str`` (pure ASCII)."""
+    try:
+        packed = _pack_dict(obj, ()) if type(obj) is dict else _pack(obj, ())
+        return "".join(_c_encode(packed, 0))
+    except (ValueError, RecursionError) as exc:  # an int over 4300 digits, deep nesting
+        raise SerializationError(
+            f"session data cannot be serialized ({type(exc).__name__})"
+        ) from None
+
+
 def _unpack(obj: dict[str, Any]) -> Any:
     """``object_hook``: turn a tagged single-key dict back into its Python value."""
     if len(obj) != 1:
@@ -237,12 +248,7 @@ class JSONSerializer:
 
         :raises SerializationError: for a value or key JSON cannot hold exactly.
         """
-        try:
-            return "".join(_c_encode(_pack(obj, ()), 0)).encode("ascii")
-        except (ValueError, RecursionError) as exc:  # an int over 4300 digits, deep nesting
-            raise SerializationError(
-                f"session data cannot be serialized ({type(exc).__name__})"
-            ) from None
+        return encode_text(obj).encode("ascii")
 
     def loads(self, data: bytes) -> Any:
         """Parse bytes written by :meth:`dumps`. Raises ``ValueError`` on anything else."""

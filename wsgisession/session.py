@@ -106,14 +106,18 @@ class Session(MutableMapping[str, Any]):
     _failed = False
     _moved_from: str | None = None
 
-    _is_new: bool
-    _incoming: bool
+    # What a brand-new session starts with (see _init_fresh).
+    _is_new = True
+    _incoming = False
+    _expires: int | None = None
+    _absolute: int | None = None
+    _max_age: Any = UNSET  # int | None | UNSET
+    _rekey = False
+
+    _mw: SessionMiddleware
+    _environ: dict[str, Any]
     _id: str
     _created: int
-    _expires: int | None
-    _absolute: int | None
-    _max_age: Any  # int | None | UNSET
-    _rekey: bool
 
     def __init__(self, middleware: SessionMiddleware, environ: dict[str, Any]) -> None:
         self._mw = middleware
@@ -129,13 +133,19 @@ class Session(MutableMapping[str, Any]):
         return data
 
     def _init_fresh(self, now: float) -> dict[str, Any]:
-        """Become a brand-new empty session (called by the middleware); return its data."""
+        """Become a brand-new empty session (called by the middleware on first load,
+        when nothing else was set yet); return its data."""
         data: dict[str, Any] = {}
         self._data = data
-        self._is_new = True
-        self._incoming = False
         self._id = self._mw._new_id(self._environ)
         self._created = int(now)
+        return data
+
+    def _reset(self, now: float) -> dict[str, Any]:
+        """Like :meth:`_init_fresh`, after a load that got part way (store miss,
+        ``valid()`` said no): everything the load set goes back to a new session's."""
+        self._is_new = True
+        self._incoming = False
         self._expires = None
         self._absolute = None
         self._max_age = UNSET
@@ -144,7 +154,7 @@ class Session(MutableMapping[str, Any]):
         self._store_key = None
         self._snapshot = None
         self._modified = False
-        return data
+        return self._init_fresh(now)
 
     def _dump_data(self) -> bytes:
         assert self._data is not None
