@@ -58,6 +58,8 @@ _NAMESPACE_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
 _STD_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+#: base64 padding for an unpadded text of length n, by n % 4 (1 is never valid).
+_PADDING = (b"", b"", b"==", b"=")
 PURPOSES = ("data", "sid", "store")
 
 # RFC 8452, Appendix C.2, first AEAD_AES_256_GCM_SIV vector with a non-empty plaintext.
@@ -82,7 +84,7 @@ def b64decode(text: str) -> bytes:
     # Deleting every alphabet byte must leave nothing: no '+', '/', '=', space, ...
     if not raw or raw.translate(None, _B64URL_ALPHABET) or len(raw) % 4 == 1:
         raise ValueError("not strict base64url")
-    return binascii.a2b_base64(raw.translate(_URLSAFE_TO_STD) + b"=" * (-len(raw) % 4))
+    return binascii.a2b_base64(raw.translate(_URLSAFE_TO_STD) + _PADDING[len(raw) % 4])
 
 
 def _hkdf(secret: bytes, info: bytes, length: int) -> bytes:

@@ -205,20 +205,18 @@ class CookieWriter:
         self._flags = rest[len(expires_part) :]
         self._date_cache: tuple[int, str] = (0, http_date(0))
 
-    def _date(self, seconds: int) -> str:
-        cached_at, text = self._date_cache
-        if cached_at != seconds:
-            text = http_date(seconds)
-            self._date_cache = (seconds, text)
-        return text
-
     def render(self, value: str, max_age: int | None, now: int) -> str:
         """``Set-Cookie`` value for ``value``; ``max_age=None`` = a browser-session cookie."""
         if max_age is None:
             return f"{self.name}={value}; {self._domain_part}{self._path_part}{self._flags}"
+        expires = now + max_age
+        cached_at, date = self._date_cache  # one Expires date per second, cached
+        if cached_at != expires:
+            date = http_date(expires)
+            self._date_cache = (expires, date)
         return (
             f"{self.name}={value}; {self._domain_part}Max-Age={max_age}; {self._path_part}; "
-            f"expires={self._date(now + max_age)}{self._flags}"
+            f"expires={date}{self._flags}"
         )
 
     def render_deletion(self) -> str:

@@ -277,6 +277,17 @@ class SessionMiddleware(StoreMode):
         self._binding = cookie_name if external_key is None else external_key.name.lower()
         self._vary = "Cookie" if external_key is None else external_key.name
         self._vary_header = ("Vary", self._vary)
+        #: Nothing configured receives the environ once the request is over (events go
+        #: to the logger only), so _detach may drop the session's reference to it.
+        self._detachable = (
+            store is None
+            and external_key is None
+            and genid is None
+            and valid is None
+            and before_save is None
+            and on_event is None
+            and not callable(domain)
+        )
         # The token codec, bound once to this middleware's purpose and cookie/header.
         self._seal_token = self._codec.sealer(self._purpose, self._binding)
         self._open_token = self._codec.opener(self._purpose, self._binding)
@@ -364,6 +375,8 @@ class SessionMiddleware(StoreMode):
                 # Nothing left to finish: a list runs no application code any more, and
                 # an untouched session keeps the server's own object (wsgi.file_wrapper).
                 # A generator body may still touch the session: watch it for late writes.
+                if self._detachable:
+                    self._detach(session)
                 return app_iter
         return ClosingIterable(app_iter, self._finish, session)
 
@@ -378,6 +391,18 @@ class SessionMiddleware(StoreMode):
             self._late_write(session)
         if self.store is not None and session._committed and session._data is not None:
             self._store_finish(session)
+        if self._detachable:
+            self._detach(session)
+
+    def _detach(self, session: Session) -> None:
+        """The response is over: break the session ↔ environ reference cycle, so the
+        request's objects are freed at once instead of by the cyclic collector.
+
+        Only with no hook that receives the environ (see ``_detachable``): the session
+        then keeps just the ``Cookie`` header, all a later lazy load reads.
+        """
+        cookie = session._environ.get("HTTP_COOKIE")
+        session._environ = {"HTTP_COOKIE": cookie} if cookie is not None else {}
 
     def _late_write(self, session: Session) -> None:
         if self.store is None:
@@ -420,10 +445,15 @@ class SessionMiddleware(StoreMode):
 
     def _load(self, session: Session) -> dict[str, Any]:
         """Open the request's cookie into ``session`` (first touch)."""
+        session.accessed = True
         environ = session._environ
         now = self._clock()
         record = None
-        values, count = self._candidates(environ)
+        if self.external_key is None:
+            header = environ.get("HTTP_COOKIE")
+            values, count = find_cookie(header, self.cookie_name) if header else ([], 0)
+        else:
+            values, count = self._candidates(environ)
         if count == 1:
             try:
                 record = self._open(values[0], now)
@@ -662,7 +692,12 @@ class SessionMiddleware(StoreMode):
             return None
         if not self.auto_commit and not session._commit_requested and not session._force:
             return None
-        if session._force or session._modified or session.changed or session._record_rekey:
+        if (
+            session._force
+            or session._modified
+            or (session._snapshot is not None and session.changed)
+            or session._record_rekey
+        ):
             return self._write(environ, session)
         if session._rekey or self.rolling:
             return self._write(environ, session, touch=True)

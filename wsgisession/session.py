@@ -128,8 +128,7 @@ class Session(MutableMapping[str, Any]):
     def _load(self) -> dict[str, Any]:
         data = self._data
         if data is None:
-            self.accessed = True
-            data = self._mw._load(self)
+            data = self._mw._load(self)  # which sets ``accessed``
         return data
 
     def _init_fresh(self, now: float) -> dict[str, Any]:
@@ -188,11 +187,19 @@ class Session(MutableMapping[str, Any]):
     # -- MutableMapping -----------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
-        return self._expose(self._load()[key])
+        data = self._data
+        value = (self._mw._load(self) if data is None else data)[key]
+        if type(value) in _IMMUTABLE:
+            return value
+        return self._expose(value)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        data = self._load()
-        self._touch_write()
+        data = self._data
+        if data is None:
+            data = self._mw._load(self)
+        if self._committed:
+            self._touch_write()
+        self._modified = True
         data[key] = value
 
     def __delitem__(self, key: str) -> None:
