@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from json.encoder import encode_basestring_ascii as _json_str
-from types import GeneratorType
+from types import GeneratorType, MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .codec import TokenCodec, b64encode
@@ -80,6 +80,8 @@ _HEADER_LENGTHS = frozenset(len(name) for name in _HEADERS_WE_EDIT)
 _PRIVATE = ("Cache-Control", "private")
 _ID_MAX = 256
 _new_session = object.__new__
+#: What a detached, already loaded session holds instead of the request's environ.
+_NO_ENVIRON: Any = MappingProxyType({})
 _urandom = os.urandom
 
 
@@ -375,8 +377,9 @@ class SessionMiddleware(StoreMode):
                 # Nothing left to finish: a list runs no application code any more, and
                 # an untouched session keeps the server's own object (wsgi.file_wrapper).
                 # A generator body may still touch the session: watch it for late writes.
-                if self._detachable:
-                    self._detach(session)
+                if self._detachable:  # self._detach(session), inline
+                    cookie = None if session._data is not None else environ.get("HTTP_COOKIE")
+                    session._environ = {"HTTP_COOKIE": cookie} if cookie else _NO_ENVIRON
                 return app_iter
         return ClosingIterable(app_iter, self._finish, session)
 
@@ -398,11 +401,13 @@ class SessionMiddleware(StoreMode):
         """The response is over: break the session ↔ environ reference cycle, so the
         request's objects are freed at once instead of by the cyclic collector.
 
-        Only with no hook that receives the environ (see ``_detachable``): the session
-        then keeps just the ``Cookie`` header, all a later lazy load reads.
+        Only with no hook that receives the environ (see ``_detachable``): a session
+        not loaded yet keeps just the ``Cookie`` header, all a later lazy load reads; a
+        loaded one keeps an empty read-only mapping (nothing will read it).
         """
-        cookie = session._environ.get("HTTP_COOKIE")
-        session._environ = {"HTTP_COOKIE": cookie} if cookie is not None else {}
+        environ = session._environ
+        cookie = None if session._data is not None else environ.get("HTTP_COOKIE")
+        session._environ = {"HTTP_COOKIE": cookie} if cookie else _NO_ENVIRON
 
     def _late_write(self, session: Session) -> None:
         if self.store is None:
