@@ -354,17 +354,24 @@ class SessionMiddleware(StoreMode):
         session = _new_session(Session)
         session._mw = self
         session._environ = environ
-        key = self.environ_key
-        environ[key] = session
+        environ[self.environ_key] = session
 
+        # What the wrapper needs is bound as argument defaults, not closed over: a
+        # closure would allocate a cell per variable on every request.
         def session_start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+            status: str,
+            headers: list[tuple[str, str]],
+            exc_info: Any = None,
+            _mw: SessionMiddleware = self,
+            _environ: dict[str, Any] = environ,
+            _session: Session = session,
+            _start_response: StartResponse = start_response,
         ) -> Callable[[bytes], object]:
-            if session.accessed or environ.get(key, session) is not session:
-                headers = self._commit(environ, session, status, headers, exc_info)
+            if _session.accessed or _environ.get(_mw.environ_key, _session) is not _session:
+                headers = _mw._commit(_environ, _session, status, headers, exc_info)
             else:
-                session._committed = True
-            return start_response(status, headers, exc_info)
+                _session._committed = True
+            return _start_response(status, headers, exc_info)
 
         app_iter = self.app(environ, session_start_response)
         if session._committed and session._late_snapshot is None and not session._late:
