@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["SessionMiddleware"]
 
 logger = logging.getLogger("wsgisession")
+_DEBUG = logging.DEBUG
 
 #: Browsers cap cookie lifetimes at 400 days (RFC 6265bis); so do we.
 MAX_COOKIE_AGE = 400 * 24 * 3600
@@ -762,7 +763,9 @@ class SessionMiddleware(StoreMode):
             if expires is None:
                 value = writer.render(token, None, now)
             else:
-                value = writer.render(token, max(0, min(expires - now, MAX_COOKIE_AGE)), now)
+                age = expires - now
+                age = MAX_COOKIE_AGE if age > MAX_COOKIE_AGE else 0 if age < 0 else age
+                value = writer.render(token, age, now)
             if len(value) > self.max_cookie_size:
                 self._emit("too_large", environ, session._id, "cookie_size")
                 raise SessionTooLarge(len(value), self.max_cookie_size)
@@ -774,7 +777,7 @@ class SessionMiddleware(StoreMode):
                 self._insecure_warned = True
                 self._emit("insecure_transport", environ, None, "http_scheme")
         if session._is_new:
-            if self._on_event is not None or logger.isEnabledFor(logging.DEBUG):
+            if self._on_event is not None or logger.isEnabledFor(_DEBUG):
                 self._emit("created", environ, session._id, "new")
             session._is_new = False
         session._expires = expires
