@@ -283,8 +283,7 @@ class SessionMiddleware(StoreMode):
         #: Nothing configured receives the environ once the request is over (events go
         #: to the logger only), so _detach may drop the session's reference to it.
         self._detachable = (
-            store is None
-            and external_key is None
+            external_key is None
             and genid is None
             and valid is None
             and before_save is None
