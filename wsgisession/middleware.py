@@ -350,10 +350,17 @@ class SessionMiddleware(StoreMode):
     # -- WSGI ---------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        # Session(self, environ) without running a Python __init__ per request.
+        # Session(self, environ) without running a Python __init__ per request; the
+        # attributes read on every request are set here, where reading them is cheaper
+        # than falling back to the class defaults.
         session = _new_session(Session)
         session._mw = self
         session._environ = environ
+        session._data = None
+        session.accessed = False
+        session._committed = False
+        session._late = False
+        session._late_snapshot = None
         environ[self.environ_key] = session
 
         # What the wrapper needs is bound as argument defaults, not closed over: a

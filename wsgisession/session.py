@@ -84,7 +84,8 @@ class Session(MutableMapping[str, Any]):
     """
 
     # Defaults live on the class, so a request that never touches its session pays
-    # for two attribute stores, not thirty.
+    # for a few attribute stores, not thirty (the middleware sets the handful that
+    # every request reads on the instance).
     _data: dict[str, Any] | None = None
     #: True once the request read or wrote the session (anything that loads it).
     accessed = False
