@@ -86,12 +86,6 @@ _NO_ENVIRON: Any = MappingProxyType({})
 _urandom = os.urandom
 
 
-def _default_genid(environ: dict[str, Any]) -> str:
-    """What secrets.token_urlsafe(32) returns (256 random bits, 43 characters), cheaper.
-    (``_new_id`` inlines it.)"""
-    return b64encode(_urandom(32))
-
-
 def _check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"{name} must be True or False, not {value!r:.40}", name)
@@ -293,7 +287,7 @@ class SessionMiddleware(StoreMode):
         # The token codec, bound once to this middleware's purpose and cookie/header.
         self._seal_token = self._codec.sealer(self._purpose, self._binding)
         self._open_token = self._codec.opener(self._purpose, self._binding)
-        self._genid = _check_callable("genid", genid) or _default_genid
+        self._genid = _check_callable("genid", genid)
         if not isinstance(prefix, str):
             raise ConfigurationError("prefix must be a str", "prefix")
         self.prefix = prefix
@@ -453,7 +447,8 @@ class SessionMiddleware(StoreMode):
     # -- loading ------------------------------------------------------------------
 
     def _new_id(self, environ: dict[str, Any]) -> str:
-        if self._genid is _default_genid:
+        if self._genid is None:
+            # What secrets.token_urlsafe(32) returns (256 random bits, 43 characters).
             return b64encode(_urandom(32))
         sid = self._genid(environ)
         if not isinstance(sid, str) or not sid or len(sid) > _ID_MAX:
@@ -468,7 +463,7 @@ class SessionMiddleware(StoreMode):
         environ = session._environ
         now = self._clock()
         record = None
-        if self.external_key is None:
+        if self.external_key is None:  # self._candidates(environ), inline for cookies
             header = environ.get("HTTP_COOKIE")
             values, count = find_cookie(header, self.cookie_name) if header else ([], 0)
         else:
