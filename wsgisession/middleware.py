@@ -80,7 +80,7 @@ _HEADERS_WE_EDIT = frozenset({"vary", "set-cookie", "cache-control"})
 _HEADER_LENGTHS = frozenset(len(name) for name in _HEADERS_WE_EDIT)
 _PRIVATE = ("Cache-Control", "private")
 _ID_MAX = 256
-_new_session = object.__new__
+_FINISHED_BODIES = frozenset({list, tuple})
 #: What a detached, already loaded session holds instead of the request's environ.
 _NO_ENVIRON: Any = MappingProxyType({})
 _urandom = os.urandom
@@ -344,17 +344,14 @@ class SessionMiddleware(StoreMode):
     # -- WSGI ---------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        # Session(self, environ) without running a Python __init__ per request; the
-        # attributes read on every request are set here, where reading them is cheaper
-        # than falling back to the class defaults.
-        session = _new_session(Session)
+        # Session() has no Python __init__: the attributes read on every request are
+        # set here, where reading them is cheaper than falling back to class defaults.
+        session = Session()
         session._mw = self
         session._environ = environ
         session._data = None
         session.accessed = False
         session._committed = False
-        session._late = False
-        session._late_snapshot = None
         environ[self.environ_key] = session
 
         # What the wrapper needs is bound as argument defaults, not closed over: a
@@ -375,21 +372,24 @@ class SessionMiddleware(StoreMode):
             return _start_response(status, headers, exc_info)
 
         app_iter = self.app(environ, session_start_response)
-        if session._committed and session._late_snapshot is None and not session._late:
-            kind = type(app_iter)
-            if (
-                kind is list
-                or kind is tuple
-                or (not session.accessed and kind is not GeneratorType)
-            ):
-                # Nothing left to finish: a list runs no application code any more, and
-                # an untouched session keeps the server's own object (wsgi.file_wrapper).
-                # A generator body may still touch the session: watch it for late writes.
-                if self._detachable:  # self._detach(session), inline
-                    cookie = None if session._data is not None else environ.get("HTTP_COOKIE")
-                    session._environ = {"HTTP_COOKIE": cookie} if cookie else _NO_ENVIRON
-                return app_iter
-        return ClosingIterable(app_iter, self._finish, session)
+        if not session.accessed:
+            # Untouched so far. A generator body may still touch the session: watch
+            # it. Any other body keeps the server's own object (wsgi.file_wrapper).
+            finished = session._committed and type(app_iter) is not GeneratorType
+        else:
+            # A list or tuple body runs no application code any more.
+            finished = (
+                session._committed
+                and session._late_snapshot is None
+                and not session._late
+                and type(app_iter) in _FINISHED_BODIES
+            )
+        if not finished:
+            return ClosingIterable(app_iter, self._finish, session)
+        if self._detachable:  # self._detach(session), inline
+            cookie = None if session._data is not None else environ.get("HTTP_COOKIE")
+            session._environ = {"HTTP_COOKIE": cookie} if cookie else _NO_ENVIRON
+        return app_iter
 
     def _finish(self, session: Session) -> None:
         """Called once when the server closes the response."""

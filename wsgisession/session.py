@@ -120,9 +120,18 @@ class Session(MutableMapping[str, Any]):
     _id: str
     _created: int
 
-    def __init__(self, middleware: SessionMiddleware, environ: dict[str, Any]) -> None:
-        self._mw = middleware
-        self._environ = environ
+    # No __init__: ``Session()`` then costs one C-level allocation. The middleware
+    # sets the per-request attributes itself (SessionMiddleware.__call__); code that
+    # opens a session outside it uses _for_request.
+
+    @classmethod
+    def _for_request(cls, middleware: SessionMiddleware, environ: dict[str, Any]) -> Session:
+        """The session of ``environ``, opened outside the middleware's ``__call__``
+        (the framework adapters' fallbacks)."""
+        session = cls()
+        session._mw = middleware
+        session._environ = environ
+        return session
 
     # -- loading ------------------------------------------------------------------
 

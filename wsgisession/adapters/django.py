@@ -342,7 +342,7 @@ class SessionMiddleware:
         through the same middleware (same options, same codec), and copy its headers
         onto the Django response."""
         middleware = _test_client_middleware()
-        session = Session(middleware, environ)
+        session = Session._for_request(middleware, environ)
         environ[middleware.environ_key] = session
         request.session = DjangoSession(session)
         response = self.get_response(request)

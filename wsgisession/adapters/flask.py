@@ -344,7 +344,7 @@ class WSGISessionInterface(SessionInterface):
                 return FlaskSession(session)
         # Not in the WSGI path: open the session from this request's cookies ourselves.
         mw = self.wsgi.middleware()
-        session = Session(mw, environ)
+        session = Session._for_request(mw, environ)
         environ[mw.environ_key] = session
         environ[_MW_KEY] = mw
         environ[_DETACHED_KEY] = True
