@@ -9,6 +9,8 @@ so a request's objects are freed by reference counting. A session that was never
 loaded keeps the ``Cookie`` header, so code running after the response (an outer
 middleware) can still read it. With any of those options the session keeps the whole
 environ, so the hooks always see the request they belong to.
+In every configuration the session drops the server's ``start_response`` when the
+response is over.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+import webob
 
 from tests.conftest import SECRET, call_wsgi
 from wsgisession import MemoryStore, SessionMiddleware
@@ -89,6 +92,54 @@ def test_a_finished_request_is_freed_without_the_cyclic_collector(store, body, t
         assert result.status == "200 OK"
         assert result.body == b"ok"
         # call_wsgi's environ is gone with its frame; so is the session, by refcount.
+        assert refs[0]() is None
+
+
+class EnvironHoldingServer:
+    """A server that keeps the environ while it serves the response and hands the
+    application its own bound method as ``start_response``, the way waitress's task
+    and wsgiref's handler do: if the session kept that ``start_response`` after the
+    response, server, environ and session would form a cycle."""
+
+    def __init__(self, cookie: str | None) -> None:
+        self.environ = webob.Request.blank("/").environ
+        if cookie is not None:
+            self.environ["HTTP_COOKIE"] = cookie
+        self.status = ""
+
+    def start_response(self, status, headers, exc_info=None):
+        self.status = status
+        return lambda data: None
+
+    def serve(self, app) -> bytes:
+        body = app(self.environ, self.start_response)
+        try:
+            return b"".join(body)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+
+@pytest.mark.parametrize("body", ["list", "generator"])
+@pytest.mark.parametrize("touch", ["none", "read", "write"])
+def test_a_server_holding_the_environ_is_freed_without_the_cyclic_collector(body, touch):
+    refs: list = []
+    mw = SessionMiddleware(recording_app(refs, touch=touch, body=body), secret_keys=[SECRET])
+    cookie = None
+    if touch == "read":
+        writer = SessionMiddleware(
+            recording_app([], touch="write", body="list"), secret_keys=[SECRET]
+        )
+        cookie = cookie_from(call_wsgi(writer))
+    gc.collect()
+    with no_cyclic_gc():
+        server = EnvironHoldingServer(cookie)
+        assert server.serve(mw) == b"ok"
+        assert server.status == "200 OK"
+        server_ref = weakref.ref(server)
+        del server
+        assert server_ref() is None
         assert refs[0]() is None
 
 

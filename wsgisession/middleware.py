@@ -352,26 +352,12 @@ class SessionMiddleware(StoreMode):
         session._data = None
         session.accessed = False
         session._committed = False
+        session._server_start_response = start_response  # dropped when the response ends
         environ[self.environ_key] = session
 
-        # What the wrapper needs is bound as argument defaults, not closed over: a
-        # closure would allocate a cell per variable on every request.
-        def session_start_response(
-            status: str,
-            headers: list[tuple[str, str]],
-            exc_info: Any = None,
-            _mw: SessionMiddleware = self,
-            _environ: dict[str, Any] = environ,
-            _session: Session = session,
-            _start_response: StartResponse = start_response,
-        ) -> Callable[[bytes], object]:
-            if _session.accessed or _environ.get(_mw.environ_key, _session) is not _session:
-                headers = _mw._commit(_environ, _session, status, headers, exc_info)
-            else:
-                _session._committed = True
-            return _start_response(status, headers, exc_info)
-
-        app_iter = self.app(environ, session_start_response)
+        # The application gets session._start_response, a bound method: cheaper per
+        # request than a closure.
+        app_iter = self.app(environ, session._start_response)
         if not session.accessed:
             # Untouched so far. A generator body may still touch the session: watch
             # it. Any other body keeps the server's own object (wsgi.file_wrapper).
@@ -386,6 +372,7 @@ class SessionMiddleware(StoreMode):
             )
         if not finished:
             return ClosingIterable(app_iter, self._finish, session)
+        session._server_start_response = None
         if self._detachable:  # self._detach(session), inline
             cookie = None if session._data is not None else environ.get("HTTP_COOKIE")
             session._environ = {"HTTP_COOKIE": cookie} if cookie else _NO_ENVIRON
@@ -402,6 +389,7 @@ class SessionMiddleware(StoreMode):
             self._late_write(session)
         if self.store is not None and session._committed and session._data is not None:
             self._store_finish(session)
+        session._server_start_response = None
         if self._detachable:
             self._detach(session)
 

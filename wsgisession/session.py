@@ -119,6 +119,8 @@ class Session(MutableMapping[str, Any]):
     _environ: dict[str, Any]
     _id: str
     _created: int
+    #: the server's start_response, until the response is over
+    _server_start_response: Any  # StartResponse | None
 
     # No __init__: ``Session()`` then costs one C-level allocation. The middleware
     # sets the per-request attributes itself (SessionMiddleware.__call__); code that
@@ -132,6 +134,19 @@ class Session(MutableMapping[str, Any]):
         session._mw = middleware
         session._environ = environ
         return session
+
+    def _start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Any:
+        """The ``start_response`` the application gets: commits the session into the
+        response headers, then calls the server's."""
+        mw = self._mw
+        environ = self._environ
+        if self.accessed or environ.get(mw.environ_key, self) is not self:
+            headers = mw._commit(environ, self, status, headers, exc_info)
+        else:
+            self._committed = True
+        return self._server_start_response(status, headers, exc_info)
 
     # -- loading ------------------------------------------------------------------
 
