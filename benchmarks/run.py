@@ -60,6 +60,7 @@ for _path in (HERE, ROOT):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import anchors as A  # noqa: E402
 import systems as S  # noqa: E402
 
 perf_counter_ns = time.perf_counter_ns
@@ -494,6 +495,30 @@ class Analysis:
     overhead_min: dict[str, float]
     best_peer: dict[str, tuple[str, float]]
     targets: list[dict[str, Any]]
+    #: how much slower than the anchor run this machine ran the peers (machine_speed)
+    speed: dict[str, Any] | None = None
+
+
+def machine_speed(cells: dict[str, Cell], overhead: dict[str, float]) -> dict[str, Any] | None:
+    """This run's time over the anchor run's for the same peer code: the framework
+    floors (µs per request) and the peers' overheads of at least
+    ``anchors.MIN_OVERHEAD_US``. The median of those ratios is the slowdown of this
+    machine (and this moment) against the one the untouched target was set on."""
+    ratios: list[float] = []
+    for key, (kind, anchor_us) in A.reference_cells().items():
+        if kind == "floor" and key in cells:
+            ratios.append(cells[key].median / anchor_us)
+        elif kind == "overhead" and key in overhead:
+            ratios.append(overhead[key] / anchor_us)
+    if len(ratios) < 5:
+        return None
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {
+        "slowdown": statistics.median(ratios),
+        "quartiles": [quartiles[0], quartiles[2]],
+        "cells": len(ratios),
+        "reference": A.RUN,
+    }
 
 
 def analyse(systems: dict[str, S.System], cells: dict[str, Cell]) -> Analysis:
@@ -521,9 +546,11 @@ def analyse(systems: dict[str, S.System], cells: dict[str, Cell]) -> Analysis:
             best[scn] = min(candidates, key=lambda c: c[1])
     targets: list[dict[str, Any]] = []
     ours = "wsgisession"
+    speed = machine_speed(cells, overhead)
     if f"{ours}:S0" in overhead:
         value = overhead[f"{ours}:S0"]
         reps = per_repeat[f"{ours}:S0"]
+        scaled = value / speed["slowdown"] if speed else None
         targets.append(
             {
                 "scenario": "S0",
@@ -535,6 +562,9 @@ def analyse(systems: dict[str, S.System], cells: dict[str, Cell]) -> Analysis:
                 "paired_median": statistics.median(reps),
                 "from_minima": ov_min[f"{ours}:S0"],
                 "pass": value <= UNTOUCHED_TARGET_US,
+                # the same overhead at the speed of the machine the target was set on
+                "at_anchor_speed": scaled,
+                "pass_at_anchor_speed": scaled is not None and scaled <= UNTOUCHED_TARGET_US,
             }
         )
     for scn, limit in PEER_TARGETS.items():
@@ -586,7 +616,7 @@ def analyse(systems: dict[str, S.System], cells: dict[str, Cell]) -> Analysis:
                 "pass": ratio <= CODEC_TARGET,
             }
         )
-    return Analysis(overhead, per_repeat, ov_min, best, targets)
+    return Analysis(overhead, per_repeat, ov_min, best, targets, speed)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -654,6 +684,34 @@ def render(header: list[str], rows: list[list[str]], markdown: bool, align: str 
     return "\n".join(lines)
 
 
+def verdict(target: dict[str, Any]) -> str:
+    if target["pass"]:
+        return "PASS"
+    if target.get("pass_at_anchor_speed"):
+        return "MISS (PASS at anchor speed)"
+    return "MISS"
+
+
+def speed_line(an: Analysis) -> str | None:
+    """What the machine-speed calibration says, for the report (None without peers)."""
+    s = an.speed
+    if s is None:
+        return None
+    line = (
+        f"machine speed: the peers ran {s['slowdown']:.2f}x slower here than in the run "
+        f"that set the targets (median of {s['cells']} cells, quartiles "
+        f"{s['quartiles'][0]:.2f}-{s['quartiles'][1]:.2f}x; {s['reference']})"
+    )
+    for t in an.targets:
+        if t["unit"] == "us" and t.get("at_anchor_speed") is not None:
+            line += (
+                f"; untouched overhead at that speed: {fmt(t['at_anchor_speed'])} µs "
+                f"({'PASS' if t['pass_at_anchor_speed'] else 'MISS'} against "
+                f"{fmt(t['limit'])} µs)"
+            )
+    return line
+
+
 def targets_rows(an: Analysis) -> list[list[str]]:
     rows = []
     for t in an.targets:
@@ -668,7 +726,7 @@ def targets_rows(an: Analysis) -> list[list[str]]:
                     "—",
                     f"{fmt(t['paired_median'])} ({fmt(t['range'][0])}–{fmt(t['range'][1])}) µs",
                     f"{fmt(t['from_minima'])} µs",
-                    "PASS" if t["pass"] else "MISS",
+                    verdict(t),
                 ]
             )
         else:
@@ -1521,6 +1579,7 @@ def _main(
             scn: {"system": p, "overhead_us": v} for scn, (p, v) in an.best_peer.items()
         }
         report["targets"] = an.targets
+        report["machine_speed"] = an.speed
         report["overhead_from_minima_us"] = an.overhead_min
         report["sanity"] = [vars(c) | {"body": c.body.decode(errors="replace")} for c in checks]
         report["timing_seconds"] = elapsed
@@ -1608,6 +1667,9 @@ def print_report(
         print(render(STORE_HEADER, rows, False))
     print("\n== Targets (issue 5): overhead ratios, same run")
     print(render(TARGET_HEADER, targets_rows(an), False))
+    line = speed_line(an)
+    if line:
+        print(line)
     missed = [t for t in an.targets if not t["pass"]]
     if missed:
         print(
@@ -1672,6 +1734,9 @@ def write_markdown(
     if rows:
         parts += ["\n### Store mode (floor: bare)\n", render(STORE_HEADER, rows, True, "llrrrrr")]
     parts += ["\n### Targets\n", render(TARGET_HEADER, targets_rows(an), True, "llrlrrrrl")]
+    line = speed_line(an)
+    if line:
+        parts += ["\n" + line + "\n"]
     parts += [
         "\n### Sanity (after timing): Set-Cookie? / Cookie bytes / Set-Cookie bytes / body\n",
         render(["system", *S.SCENARIOS, "verdict"], sanity_rows(checks), True),
