@@ -14,6 +14,8 @@ import hashlib
 import pytest
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import wsgisession.codec as codec_module
 from tests.conftest import OLD_SECRET, OTHER_SECRET, SECRET
@@ -110,6 +112,42 @@ def test_b64encode_uses_url_alphabet():
     assert base64.b64encode(raw) == b"+/+/"
     assert b64encode(raw) == "-_-_"
     assert b64decode("-_-_") == raw
+
+
+def stdlib_strict_b64decode(text: str) -> bytes:
+    """The reference decoder, with the standard library only (security.md §1.10)."""
+    if not text or not set(text) <= ALPHABET or len(text) % 4 == 1:
+        raise ValueError("not strict base64url")
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=3100))
+def test_b64_agrees_with_the_standard_library_on_any_bytes(raw):
+    """base64 itself is pybase64's: same text out, same bytes back, as the stdlib."""
+    text = b64encode(raw)
+    assert text == base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    if raw:
+        assert b64decode(text) == raw == stdlib_strict_b64decode(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(sorted(ALPHABET) + list("=+/ !.%\t\n\x00\u00e9\u0661\uff21")),
+        max_size=70,
+    )
+)
+def test_b64decode_agrees_with_the_standard_library_on_any_text(text):
+    """Mostly-alphabet text with a sprinkling of near misses: our decoder refuses
+    exactly what the standard-library reference refuses, and decodes the rest alike."""
+    try:
+        expected = stdlib_strict_b64decode(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            b64decode(text)
+    else:
+        assert b64decode(text) == expected
 
 
 @pytest.mark.parametrize("text", ["QU!JD", "QUJD=", "QU+D", "A", "QU%3D", "QU\tJD"])
