@@ -535,12 +535,13 @@ class CodecFloor:
     def seal(self, obj: dict[str, Any]) -> str:
         nonce = os.urandom(12)
         raw = self._header + nonce + self._aead.encrypt(nonce, self._encode(obj).encode(), self._ad)
-        return pybase64.b64encode(raw, altchars=b"-_").rstrip(b"=").decode("ascii")
+        return pybase64.b64encode(raw, b"-_").rstrip(b"=").decode("ascii")  # altchars
 
     def open(self, token: str) -> dict[str, Any]:
         if _B64URL_RE.fullmatch(token) is None or len(token) % 4 == 1:
             raise ValueError("not strict base64url")
-        raw = pybase64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        # altchars, validate (by position: faster than pybase64's keyword parsing)
+        raw = pybase64.b64decode(token + "=" * (-len(token) % 4), b"-_", True)
         if raw[:5] != self._header:
             raise ValueError("header")
         plaintext = self._aead.decrypt(raw[5:17], raw[17:], self._ad)
