@@ -19,6 +19,12 @@ finally:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p) != BENCH]
 
 
+#: each session system's floor, as in benchmarks/systems.py
+FLOORS = {"wsgisession": "bare", "beaker-enc": "bare", "beaker-signed": "bare"}
+FLOORS |= {"flask": "flask-bare", "django": "django-bare", "pyramid": "pyramid-bare"}
+FLOORS["pyramid-noreissue"] = "pyramid-bare"
+
+
 def cells_at(slowdown: float, ours_s0_us: float) -> dict[str, R.Cell]:
     """Cells whose medians are the anchor run's times multiplied by ``slowdown``."""
     cells: dict[str, R.Cell] = {}
@@ -33,22 +39,16 @@ def cells_at(slowdown: float, ours_s0_us: float) -> dict[str, R.Cell]:
     for name, values in A.FLOOR_US.items():
         for i, us in enumerate(values):
             put(f"{name}:S{i}", us * slowdown)
-    floors = {"beaker-enc": "bare", "beaker-signed": "bare", "flask": "flask-bare"}
-    floors |= {"django": "django-bare", "pyramid": "pyramid-bare"}
-    floors["pyramid-noreissue"] = "pyramid-bare"
     for name, values in A.OVERHEAD_US.items():
         for i, us in enumerate(values):
-            floor = cells[f"{floors[name]}:S{i}"].median
+            floor = cells[f"{FLOORS[name]}:S{i}"].median
             put(f"{name}:S{i}", floor + us * slowdown)
     return cells
 
 
 def systems_for(cells: dict[str, R.Cell]) -> dict[str, S.System]:
-    floors = {"wsgisession": "bare", "beaker-enc": "bare", "beaker-signed": "bare"}
-    floors |= {"flask": "flask-bare", "django": "django-bare", "pyramid": "pyramid-bare"}
-    floors["pyramid-noreissue"] = "pyramid-bare"
     names = {c.system for c in cells.values()}
-    return {n: S.System(n, app=lambda e, s: [], floor=floors.get(n), kind="peer") for n in names}
+    return {n: S.System(n, app=lambda e, s: [], floor=FLOORS.get(n), kind="peer") for n in names}
 
 
 @pytest.mark.parametrize("slowdown", [0.5, 1.0, 2.5])
