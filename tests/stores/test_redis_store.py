@@ -72,7 +72,7 @@ class CrossSlot:
     """Stands in for the Lua call on Redis Cluster, whose two keys sit in different
     slots: a single server cannot produce CROSSSLOT on demand."""
 
-    def __call__(self, keys, args):
+    def __call__(self, keys, args, client=None):
         raise redis.exceptions.ResponseError(
             "CROSSSLOT Keys in request don't hash to the same slot"
         )
@@ -94,7 +94,7 @@ def test_move_falls_back_without_lua_across_slots(redis_url):
 def test_move_reports_other_script_errors(redis_url):
     store = RedisStore(url=redis_url)
 
-    def broken(keys, args):
+    def broken(keys, args, client=None):
         raise redis.exceptions.ResponseError("ERR something else")
 
     store._move = broken

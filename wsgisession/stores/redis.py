@@ -2,23 +2,28 @@
 
 Built on redis-py with short, explicit timeouts and at most one retry: redis-py's
 defaults (5 s timeouts, several retries with backoff) can hold a request for about a
-minute when Redis hangs. Every :class:`redis.exceptions.RedisError` and socket error
-becomes :class:`~wsgisession.errors.StoreError`.
+minute when Redis hangs. Every exception redis-py raises — the cluster client's own
+``RedisClusterException`` family included — and every socket error becomes
+:class:`~wsgisession.errors.StoreError`, whose message names the command, the
+exception class and the server (never a password).
 
 Creating uses ``SET NX`` and updating ``SET XX``, so a request that finishes after a
 logout or a ``regenerate()`` cannot bring the old session back. Pass your own
-``client=`` for Sentinel or Cluster (its timeouts are then yours to set).
+``client=`` for Sentinel or Cluster (its timeouts are then yours to set; the README
+gives client lines that keep a request's wait near 1.5 s).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, StoreError
 
 try:
     import redis
     from redis.backoff import NoBackoff
+    from redis.cluster import RedisCluster
     from redis.retry import Retry
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("RedisStore needs redis-py: pip install 'wsgisession[redis]'") from exc
@@ -43,6 +48,38 @@ return 1
 CONNECT_TIMEOUT = 0.25
 READ_TIMEOUT = 0.5
 RETRIES = 1
+#: How long a write waits for ``min_replicas`` acknowledgements (WAIT), by default.
+REPLICA_TIMEOUT = 0.2
+
+_T = TypeVar("_T")
+
+
+def _from_redis(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure of the store (redis-py's or the network's), not a
+    bug: redis-py's exceptions do not share one base class (``RedisError``,
+    ``RedisClusterException``, ``ChildDeadlockedError``, ...), but all live in it."""
+    if isinstance(exc, OSError):
+        return True
+    module = type(exc).__module__ or ""
+    return module == "redis" or module.startswith("redis.")
+
+
+def _address(client: Any) -> str:
+    """Where ``client`` talks to, for error messages: host:port, socket path, the
+    Sentinel service name or the cluster's nodes. Never credentials."""
+    if isinstance(client, RedisCluster):
+        nodes = sorted(node.name for node in client.get_nodes())  # type: ignore[no-untyped-call]
+        return "cluster " + ",".join(nodes[:3]) + (",..." if len(nodes) > 3 else "")
+    pool = getattr(client, "connection_pool", None)
+    service = getattr(pool, "service_name", None)
+    if isinstance(service, str):
+        return f"sentinel service {service}"
+    kwargs = getattr(pool, "connection_kwargs", None) or {}
+    if "path" in kwargs:
+        return f"unix:{kwargs['path']}"
+    if "host" in kwargs:
+        return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
+    return type(client).__name__
 
 
 class RedisStore:
@@ -56,6 +93,18 @@ class RedisStore:
     :param timeout: seconds to wait for a reply (default 0.5).
     :param retries: retries after a connection error or timeout (default 1, no backoff).
     :param max_connections: size of the connection pool (default 50).
+    :param min_replicas: replicas that must have a write before it counts as saved
+        (``WAIT``; default 0). With a Sentinel group, ``min_replicas=1`` means a
+        failover never loses a saved session or undoes a logout; a write that is not
+        acknowledged in time raises :class:`~wsgisession.errors.StoreError`. Not
+        available on Redis Cluster.
+    :param replica_timeout: seconds a write waits for those acknowledgements
+        (default 0.2; less than ``timeout``).
+
+    ``move()`` runs as one Lua script on a single server. On Redis Cluster, where the
+    old and new keys live in different slots, it checks, writes and then deletes the
+    old key; if that delete finds the old key already gone (a logout came in between)
+    it deletes the new one again, so a logout is never undone.
     """
 
     def __init__(
@@ -67,14 +116,31 @@ class RedisStore:
         timeout: float = READ_TIMEOUT,
         retries: int = RETRIES,
         max_connections: int = 50,
+        min_replicas: int = 0,
+        replica_timeout: float = REPLICA_TIMEOUT,
     ) -> None:
         if (client is None) == (url is None):
             raise ConfigurationError("RedisStore needs exactly one of client= or url=", "store")
-        for name, value in (("connect_timeout", connect_timeout), ("timeout", timeout)):
+        for name, value in (
+            ("connect_timeout", connect_timeout),
+            ("timeout", timeout),
+            ("replica_timeout", replica_timeout),
+        ):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ConfigurationError(f"{name} must be a positive number of seconds", name)
         if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 5:
             raise ConfigurationError("retries must be an int from 0 to 5", "retries")
+        if (
+            not isinstance(min_replicas, int)
+            or isinstance(min_replicas, bool)
+            or not 0 <= min_replicas <= 16
+        ):
+            raise ConfigurationError("min_replicas must be an int from 0 to 16", "min_replicas")
+        if min_replicas and url is not None and replica_timeout >= timeout:
+            raise ConfigurationError(
+                "replica_timeout must be shorter than timeout (the reply waits for it)",
+                "replica_timeout",
+            )
         if client is None:
             assert url is not None
             if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -91,70 +157,109 @@ class RedisStore:
                 health_check_interval=0,
             )
         self.client = client
-        self._move = client.register_script(_MOVE_SCRIPT)
+        #: Redis Cluster: the two keys of move() sit in different slots (no Lua).
+        self.clustered = isinstance(client, RedisCluster)
+        if min_replicas and self.clustered:
+            raise ConfigurationError(
+                "min_replicas (WAIT) is not available on Redis Cluster", "min_replicas"
+            )
+        self.min_replicas = min_replicas
+        self._wait_ms = round(replica_timeout * 1000)
+        self._move = None if self.clustered else client.register_script(_MOVE_SCRIPT)
+        #: Where the client talks to (for messages); computed once.
+        self.address = _address(client)
 
     def __repr__(self) -> str:
         return "<RedisStore>"
 
-    def _fail(self, what: str, exc: BaseException) -> StoreError:
-        return StoreError(f"redis {what} failed: {type(exc).__name__}", exc)
+    def _run(self, what: str, call: Callable[[], _T]) -> _T:
+        """Run one client call; turn redis-py's and the network's failures into
+        StoreError (anything else is a bug and propagates)."""
+        try:
+            return call()
+        except Exception as exc:
+            if not _from_redis(exc):
+                raise
+            raise StoreError(
+                f"redis {what} failed: {type(exc).__name__} ({self.address})", exc
+            ) from exc
+
+    def _write(self, what: str, command: Callable[[Any], Any]) -> Any:
+        """Run a write command; with ``min_replicas``, in one pipeline with ``WAIT``,
+        and fail unless enough replicas acknowledged it."""
+        if not self.min_replicas:
+            return self._run(what, lambda: command(self.client))
+
+        def pipelined() -> Any:
+            pipe = self.client.pipeline(transaction=False)
+            command(pipe)
+            pipe.execute_command("WAIT", self.min_replicas, self._wait_ms)
+            return pipe.execute()
+
+        result, acknowledged = self._run(what, pipelined)
+        if acknowledged < self.min_replicas:
+            raise StoreError(
+                f"redis {what} reached {acknowledged} of {self.min_replicas} replica(s) "
+                f"within {self._wait_ms} ms ({self.address})"
+            )
+        return result
+
+    def ping(self) -> None:
+        """Check that Redis answers (for readiness probes at start-up).
+
+        :raises StoreError: naming the cause and the server when it does not.
+        """
+        self._run("PING", self.client.ping)
 
     def get(self, key: str) -> bytes | None:
-        try:
-            value = self.client.get(key)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._fail("GET", exc) from exc
+        value = self._run("GET", lambda: self.client.get(key))
         return None if value is None else bytes(value)
 
     def set(self, key: str, value: bytes, ttl: int | None) -> None:
-        try:
-            self.client.set(key, value, ex=ttl)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._fail("SET", exc) from exc
+        self._write("SET", lambda c: c.set(key, value, ex=ttl))
 
     def create(self, key: str, value: bytes, ttl: int | None) -> bool:
-        try:
-            return bool(self.client.set(key, value, ex=ttl, nx=True))
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._fail("SET NX", exc) from exc
+        return bool(self._write("SET NX", lambda c: c.set(key, value, ex=ttl, nx=True)))
 
     def update(self, key: str, value: bytes, ttl: int | None) -> bool:
-        try:
-            return bool(self.client.set(key, value, ex=ttl, xx=True))
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._fail("SET XX", exc) from exc
+        return bool(self._write("SET XX", lambda c: c.set(key, value, ex=ttl, xx=True)))
 
     def touch(self, key: str, ttl: int | None) -> bool:
-        try:
-            if ttl is None:
-                return bool(self.client.persist(key)) or bool(self.client.exists(key))
-            return bool(self.client.expire(key, ttl))
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._fail("EXPIRE", exc) from exc
+        if ttl is None:
+            if self._write("PERSIST", lambda c: c.persist(key)):
+                return True
+            return bool(self._run("EXISTS", lambda: self.client.exists(key)))
+        return bool(self._write("EXPIRE", lambda c: c.expire(key, ttl)))
 
     def move(self, old: str, new: str, value: bytes, ttl: int | None) -> bool:
-        """Write ``new`` and delete ``old`` atomically, only while ``old`` exists.
-
-        One Lua script on a single server; on Redis Cluster, where the two keys live in
-        different slots, a check-then-write fallback with a tiny race window.
-        """
-        try:
+        """Write ``new`` and delete ``old``, only while ``old`` exists (see the class
+        docstring for Redis Cluster)."""
+        if self._move is not None:
+            script = self._move
             try:
-                return bool(self._move(keys=[old, new], args=[value, ttl or 0]))
-            except redis.exceptions.ResponseError as exc:
-                if "CROSSSLOT" not in str(exc) and "NOSCRIPT" not in str(exc):
+                return bool(
+                    self._write(
+                        "MOVE", lambda c: script(keys=[old, new], args=[value, ttl or 0], client=c)
+                    )
+                )
+            except StoreError as exc:
+                # A plain client talking to one node of a cluster gets CROSSSLOT.
+                if "CROSSSLOT" not in str(exc.original_error):
                     raise
-            if not self.client.exists(old):
-                return False
-            if not self.client.set(new, value, ex=ttl, nx=True):
-                return False
-            self.client.delete(old)
-            return True
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._fail("MOVE", exc) from exc
+        return self._move_in_steps(old, new, value, ttl)
+
+    def _move_in_steps(self, old: str, new: str, value: bytes, ttl: int | None) -> bool:
+        client = self.client
+        if not self._run("EXISTS", lambda: client.exists(old)):
+            return False
+        if not self._write("SET NX", lambda c: c.set(new, value, ex=ttl, nx=True)):
+            return False
+        if not self._write("DEL", lambda c: c.delete(old)):
+            # The old record vanished after the check (a concurrent logout): the new
+            # one must not outlive it.
+            self._write("DEL", lambda c: c.delete(new))
+            return False
+        return True
 
     def delete(self, key: str) -> None:
-        try:
-            self.client.delete(key)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            raise self._fail("DEL", exc) from exc
+        self._write("DEL", lambda c: c.delete(key))
