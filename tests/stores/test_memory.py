@@ -10,9 +10,10 @@ import sys
 import threading
 
 import pytest
+import webtest
 
-from tests.conftest import Clock, Harness, cookie_value, set_cookies
-from wsgisession import MemoryStore, Store
+from tests.conftest import SECRET, Clock, Harness, cookie_value, set_cookies
+from wsgisession import ConfigurationError, MemoryStore, SessionMiddleware, Store, StoreError
 
 THREADS = 8
 
@@ -69,7 +70,11 @@ def jar(response) -> str:
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, False, "10", None])
 def test_bad_max_entries_is_a_value_error(bad):
-    """max_entries must be a positive int (bool is not an int here)."""
+    """max_entries must be a positive int (bool is not an int here); the error is a
+    ConfigurationError (a ValueError) naming the option, like every library error."""
+    with pytest.raises(ConfigurationError, match="max_entries") as info:
+        MemoryStore(bad)
+    assert info.value.option == "max_entries"
     with pytest.raises(ValueError, match="max_entries"):
         MemoryStore(bad)
     with pytest.raises(ValueError, match="max_entries"):
@@ -91,7 +96,7 @@ def test_repr_shows_counts_not_contents():
     store = MemoryStore(5, clock=Clock())
     store.set("session:secret-key", b"secret-value", None)
     text = repr(store)
-    assert text == "<MemoryStore entries=1 max_entries=5>"
+    assert text == "<MemoryStore entries=1 max_entries=5 bytes=30 max_bytes=67108864>"
     assert "secret" not in text
 
 
@@ -422,3 +427,84 @@ def test_concurrent_eviction_under_time_pressure(contention):
         stop.set()
         ticker.join(timeout=10)
     assert len(store) <= 64
+
+
+# -- max_bytes (issue 11 item 10) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "64"])
+def test_bad_max_bytes_is_a_configuration_error(bad):
+    with pytest.raises(ConfigurationError) as info:
+        MemoryStore(max_bytes=bad)
+    assert info.value.option == "max_bytes"
+
+
+def test_default_byte_bound_is_64_mib():
+    assert MemoryStore().max_bytes == 64 * 1024 * 1024
+
+
+def test_bytes_are_bounded_least_recently_used_first():
+    """Records are evicted by bytes as well as by count: oldest (least recently used)
+    first, and a read counts as a use."""
+    store = MemoryStore(max_bytes=3000, clock=Clock())
+    for name in "abc":
+        store.set(name, name.encode() * 999, None)  # 1000 bytes with the key
+    assert store.bytes_used == 3000
+    assert store.get("a") is not None  # a is now the most recently used
+    store.set("d", b"d" * 999, None)
+    assert store.get("b") is None  # b was the least recently used
+    assert [store.get(k) is not None for k in "acd"] == [True, True, True]
+    assert store.bytes_used == 3000
+    store.set("e", b"e" * 1999, None)  # 2000 bytes: two more must go
+    assert len(store) == 2 and store.bytes_used == 3000
+    assert store.get("d") is not None and store.get("e") is not None
+
+
+def test_overwrites_deletes_expiry_and_moves_keep_the_count_exact():
+    clock = Clock()
+    store = MemoryStore(max_bytes=10_000, clock=clock)
+    store.set("k", b"x" * 100, None)
+    store.set("k", b"x" * 10, None)
+    assert store.bytes_used == 11
+    assert store.update("k", b"y" * 20, None) and store.bytes_used == 21
+    assert store.move("k", "new", b"z" * 5, 10) and store.bytes_used == 8
+    clock.advance(11)
+    assert store.get("new") is None and store.bytes_used == 0
+    store.set("gone", b"v", None)
+    store.delete("gone")
+    store.delete("gone")
+    assert store.bytes_used == 0
+
+
+def test_a_record_larger_than_the_bound_is_a_store_error_not_a_silent_drop():
+    store = MemoryStore(max_bytes=1000, clock=Clock())
+    store.set("keep", b"k", None)
+    with pytest.raises(StoreError, match="max_bytes"):
+        store.set("big", b"x" * 1000, None)
+    store.set("old", b"o", None)
+    with pytest.raises(StoreError):
+        store.move("old", "big", b"x" * 1000, None)
+    assert store.get("keep") == b"k" and store.get("old") == b"o"  # nothing lost
+
+
+def test_anonymous_megabyte_sessions_cannot_grow_the_process():
+    """Many anonymous requests that each make a 1 MB session: the store keeps at most
+    max_bytes of them; the newest sessions still work."""
+    store = MemoryStore(max_bytes=8 * 1024 * 1024)
+
+    def app(environ, start_response):
+        environ["session"]["blob"] = "x" * 1_000_000
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    mw = SessionMiddleware(app, secret_keys=[SECRET], store=store)
+    client = webtest.TestApp(mw)
+    last = None
+    for _ in range(40):
+        client.reset()
+        last = client.get("/")
+    record = store.bytes_used // len(store)
+    assert record > 1_000_000
+    assert 8 * 1024 * 1024 - record < store.bytes_used <= 8 * 1024 * 1024
+    assert len(store) == 8 * 1024 * 1024 // record  # not 40
+    assert last is not None and "session" in client.cookies

@@ -12,26 +12,45 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-__all__ = ["MemoryStore"]
+from ..errors import ConfigurationError, StoreError
+
+__all__ = ["MemoryStore", "DEFAULT_MAX_BYTES"]
+
+#: Default bound on the bytes held (keys and values): 64 MiB.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class MemoryStore:
-    """A dict with expiry and least-recently-used eviction.
+    """A dict with expiry and least-recently-used eviction, bounded in entries and bytes.
 
     :param max_entries: how many records to keep; when full, the least recently used
         record is evicted (that user gets a fresh session, event ``missed``).
+    :param max_bytes: how many bytes of keys and values to keep (default 64 MiB), so
+        anonymous requests that each make a large session cannot grow the process
+        without limit; evicted least-recently-used first, like ``max_entries``. A single
+        record larger than this is refused with :class:`~wsgisession.errors.StoreError`.
     :param clock: seconds for TTLs (default :func:`time.monotonic`); tests inject one.
     """
 
     def __init__(
-        self, max_entries: int = 10000, *, clock: Callable[[], float] = time.monotonic
+        self,
+        max_entries: int = 10000,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
-            raise ValueError("max_entries must be a positive int")
+        for name, value in (("max_entries", max_entries), ("max_bytes", max_bytes)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigurationError(f"{name} must be a positive int", name)
+        if not callable(clock):
+            raise ConfigurationError("clock must be callable", "clock")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self._clock = clock
         self._lock = threading.Lock()
         self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        #: Bytes held now: the sum of len(key) + len(value) over the entries.
+        self._bytes = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -39,7 +58,19 @@ class MemoryStore:
             return len(self._data)
 
     def __repr__(self) -> str:
-        return f"<MemoryStore entries={len(self._data)} max_entries={self.max_entries}>"
+        return (
+            f"<MemoryStore entries={len(self._data)} max_entries={self.max_entries} "
+            f"bytes={self._bytes} max_bytes={self.max_bytes}>"
+        )
+
+    @property
+    def bytes_used(self) -> int:
+        """Bytes of keys and values held now (expired entries not yet dropped included)."""
+        return self._bytes
+
+    def _drop(self, key: str) -> None:
+        value, _ = self._data.pop(key)
+        self._bytes -= len(key) + len(value)
 
     def _deadline(self, ttl: int | None) -> float | None:
         return None if ttl is None else self._clock() + ttl
@@ -50,20 +81,33 @@ class MemoryStore:
             return None
         deadline = entry[1]
         if deadline is not None and deadline <= self._clock():
-            del self._data[key]
+            self._drop(key)
             return None
         return entry
 
     def _purge(self) -> None:
         now = self._clock()
         for key in [k for k, (_, d) in self._data.items() if d is not None and d <= now]:
-            del self._data[key]
+            self._drop(key)
+
+    def _check_size(self, key: str, value: bytes) -> int:
+        size = len(key) + len(value)
+        if size > self.max_bytes:
+            raise StoreError(
+                f"a session record of {size} bytes is larger than MemoryStore's "
+                f"max_bytes={self.max_bytes}"
+            )
+        return size
 
     def _put(self, key: str, value: bytes, ttl: int | None) -> None:
-        self._data[key] = (bytes(value), self._deadline(ttl))
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        value = bytes(value)
+        size = self._check_size(key, value)
+        if key in self._data:
+            self._drop(key)
+        self._data[key] = (value, self._deadline(ttl))
+        self._bytes += size
+        while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
+            self._drop(next(iter(self._data)))
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -105,13 +149,15 @@ class MemoryStore:
         with self._lock:
             if self._live(old) is None or self._live(new) is not None:
                 return False
-            del self._data[old]
+            self._check_size(new, value)
+            self._drop(old)
             self._put(new, value, ttl)
             return True
 
     def delete(self, key: str) -> None:
         with self._lock:
-            self._data.pop(key, None)
+            if key in self._data:
+                self._drop(key)
 
     def ttl(self, key: str) -> float | None:
         """Seconds left for ``key`` (``None``: no expiry); ``KeyError`` if absent."""
