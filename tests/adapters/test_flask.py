@@ -465,6 +465,88 @@ def test_flask_login_remember_me_logs_in_again_without_our_cookie() -> None:
     assert client.get("/me").text == "anonymous"
 
 
+def fixation_app(**init_options: Any) -> tuple[Flask, Any]:
+    """A typical Flask-Login app in store mode whose login view does NOT regenerate the
+    session itself (most don't): only the adapter can stop session fixation."""
+    from wsgisession import MemoryStore
+
+    store = MemoryStore()
+    app = Flask(__name__)
+    app.config["WSGISESSION_SECRET_KEYS"] = [SECRET]
+    app.config["SECRET_KEY"] = "flask-login-remember-cookie-key"
+    init_app(app, store=store, **init_options)
+    manager = LoginManager(app)
+
+    @manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        return User(user_id) if user_id == "victim" else None
+
+    @app.get("/visit")
+    def visit() -> str:
+        session["lang"] = "en"  # any anonymous session, e.g. a CSRF token or a cart
+        return "hello"
+
+    @app.get("/login")
+    def login() -> str:
+        login_user(User("victim"), remember=True)
+        return "logged in"
+
+    @app.get("/me")
+    def me() -> str:
+        return current_user.id if current_user.is_authenticated else "anonymous"
+
+    return app, store
+
+
+def test_flask_login_login_rotates_a_planted_session_id_in_store_mode() -> None:
+    """Issue 11 item 7: the attacker's pre-login cookie, planted in the victim's browser,
+    must not end up pointing at the logged-in session."""
+    app, store = fixation_app()
+    attacker = app.test_client()
+    attacker.get("/visit")
+    planted = attacker.get_cookie("session").value  # type: ignore[union-attr]
+    victim = app.test_client()
+    victim.set_cookie("session", planted)
+    assert victim.get("/me").text == "anonymous"
+    response = victim.get("/login")
+    assert our_cookie(response) != "session=" + planted
+    assert victim.get("/me").text == "victim"
+    assert victim.get("/visit").text == "hello"  # the data moved along
+    assert attacker.get("/me").text == "anonymous"  # the planted id is not logged in
+    assert len(store) == 1  # the old record was moved, not copied
+
+
+def test_flask_login_remember_cookie_login_rotates_the_id_too() -> None:
+    app, _ = fixation_app()
+    victim = app.test_client()
+    victim.get("/login")
+    remember = victim.get_cookie("remember_token").value  # type: ignore[union-attr]
+    attacker = app.test_client()
+    attacker.get("/visit")
+    planted = attacker.get_cookie("session").value  # type: ignore[union-attr]
+    victim.set_cookie("session", planted)  # remember cookie kept, session cookie planted
+    assert victim.get_cookie("remember_token").value == remember  # type: ignore[union-attr]
+    response = victim.get("/me")
+    assert response.text == "victim"
+    assert our_cookie(response) != "session=" + planted
+    assert attacker.get("/me").text == "anonymous"
+
+
+def test_regenerate_on_login_can_be_turned_off() -> None:
+    app, _ = fixation_app(regenerate_on_login=False)
+    attacker = app.test_client()
+    attacker.get("/visit")
+    planted = attacker.get_cookie("session").value  # type: ignore[union-attr]
+    victim = app.test_client()
+    victim.set_cookie("session", planted)
+    victim.get("/login")
+    # Documented consequence of turning it off: the planted id is now logged in.
+    assert attacker.get("/me").text == "victim"
+    with pytest.raises(ConfigurationError) as info:
+        init_app(Flask(__name__), secret_keys=[SECRET], regenerate_on_login="yes")
+    assert info.value.option == "regenerate_on_login"
+
+
 # -- without the middleware in the WSGI path ---------------------------------------------
 
 

@@ -398,16 +398,47 @@ class _DetachedFlaskSession(FlaskSession):
 # -- installing -------------------------------------------------------------------------
 
 
-def init_app(app: Flask, **options: Any) -> FlaskSessionWSGI:
+def _regenerate_on_login(sender: Any, **extra: Any) -> None:
+    """Flask-Login logged a user in (or restored one from its remember cookie): give the
+    session a new id, so a session id planted before login never becomes a logged-in
+    one (session fixation) — what Django's ``cycle_key()`` does at login."""
+    from flask import session
+
+    current = getattr(session, "_get_current_object", lambda: session)()
+    if isinstance(current, FlaskSession):
+        current.wsgisession.regenerate()
+
+
+def _connect_flask_login(app: Flask) -> bool:
+    """Connect :func:`_regenerate_on_login` to Flask-Login's signals for ``app``;
+    False when Flask-Login is not installed."""
+    try:
+        from flask_login import signals  # type: ignore[import-untyped]
+    except ImportError:
+        return False
+    for signal in (signals.user_logged_in, signals.user_loaded_from_cookie):
+        signal.connect(_regenerate_on_login, sender=app, weak=False)
+    return True
+
+
+def init_app(app: Flask, *, regenerate_on_login: bool = True, **options: Any) -> FlaskSessionWSGI:
     """Give ``app`` wsgisession sessions: wrap ``app.wsgi_app`` and install the
     session interface. ``options`` are :class:`~wsgisession.SessionMiddleware` options
     and override the values taken from Flask's configuration. Returns the WSGI layer.
 
+    :param regenerate_on_login: when Flask-Login is installed, give the session a new id
+        whenever it logs a user in (its ``user_logged_in`` signal) or restores one from
+        its remember cookie (``user_loaded_from_cookie``), so a planted pre-login
+        session id never ends up logged in. On by default; ``False`` turns it off.
     :raises ConfigurationError: for a bad option, or when no secret keys are given.
     """
+    if not isinstance(regenerate_on_login, bool):
+        raise ConfigurationError("regenerate_on_login must be True or False", "regenerate_on_login")
     wsgi = FlaskSessionWSGI(app, app.wsgi_app, options)
     wsgi.middleware()  # check the configuration now, not at the first request
     app.wsgi_app = wsgi  # type: ignore[method-assign]
     app.session_interface = WSGISessionInterface(wsgi)
     app.extensions["wsgisession"] = wsgi
+    if regenerate_on_login:
+        _connect_flask_login(app)
     return wsgi
