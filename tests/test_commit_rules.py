@@ -184,6 +184,78 @@ def test_set_cookie_makes_response_private_across_several_fields():
     assert h.events.names().count("cache_control_overridden") == 1
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("CDN-Cache-Control", "max-age=3600", "cdn_cache_control"),
+        ("CDN-Cache-Control", "public, s-maxage=60", "cdn_cache_control"),
+        ("Cloudflare-CDN-Cache-Control", "max-age=60", "cdn_cache_control"),
+        ("Surrogate-Control", "max-age=86400", "surrogate_control"),
+        ("surrogate-control", "private, max-age=60", "surrogate_control"),
+    ],
+)
+def test_cdn_fields_that_let_a_cdn_store_the_cookie_are_dropped(field, value, reason):
+    """Issue 11 item 9: a CDN obeys its own field before Cache-Control, so with a
+    Set-Cookie a field that lets it store the response is dropped (the CDN falls back
+    to the private Cache-Control), with the cache_control_overridden event."""
+    h = Harness(
+        app=make_app(
+            lambda environ, session: session.update(a=1),
+            headers=[(field, value), ("Cache-Control", "max-age=60")],
+        )
+    )
+    response = h.client.get("/")
+    assert len(set_cookies(response)) == 1
+    assert field not in response.headers
+    assert response.headers.getall("Cache-Control") == ["private, max-age=60"]
+    assert h.events.reasons("cache_control_overridden") == [reason]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("CDN-Cache-Control", "no-store"),
+        ("CDN-Cache-Control", "private"),
+        ("Surrogate-Control", "no-store"),
+    ],
+)
+def test_cdn_fields_that_forbid_storing_are_kept(field, value):
+    h = Harness(
+        app=make_app(lambda environ, session: session.update(a=1), headers=[(field, value)])
+    )
+    response = h.client.get("/")
+    assert response.headers[field] == value
+    assert response.headers["Cache-Control"] == "private"
+    assert "cache_control_overridden" not in h.events.names()
+
+
+def test_cdn_fields_are_left_alone_without_a_set_cookie():
+    cookie = cookie_for({"a": 1})
+    h = Harness(
+        app=make_app(
+            lambda environ, session: session["a"],
+            headers=[("CDN-Cache-Control", "max-age=3600"), ("Surrogate-Control", "max-age=9")],
+        )
+    )
+    response = h.get("/", cookie=cookie)
+    assert set_cookies(response) == []
+    assert response.headers["CDN-Cache-Control"] == "max-age=3600"
+    assert response.headers["Surrogate-Control"] == "max-age=9"
+
+
+def test_cdn_field_and_public_both_reported():
+    h = Harness(
+        app=make_app(
+            lambda environ, session: session.update(a=1),
+            headers=[("Cache-Control", "public"), ("Surrogate-Control", "max-age=9")],
+        )
+    )
+    response = h.client.get("/")
+    assert "Surrogate-Control" not in response.headers
+    assert response.headers["Cache-Control"] == "private"
+    assert h.events.reasons("cache_control_overridden") == ["public", "surrogate_control"]
+
+
 def test_cache_control_false_leaves_headers_alone():
     """cache_control=False: the app's Cache-Control is untouched and none is added."""
     public = "public, max-age=600, s-maxage=600"

@@ -5,15 +5,17 @@ This module knows nothing about WSGI. A *token* is::
     base64url_nopad( 0x01 ‖ kid(4) ‖ nonce(12) ‖ AES-256-GCM-SIV(plaintext, AD) )
 
 where the ciphertext carries its 16-byte tag, ``kid`` names the secret that sealed it
-and the associated data (AD) binds the header, the namespace, a *purpose* (``data``,
-``sid`` or ``store``) and a *binding* (the cookie name, header name or store key)::
+and the associated data (AD) binds the header, the namespace, a *purpose* (``data``:
+a cookie holding the session; ``sid``: a cookie holding a store session's id;
+``header``: that id carried in a request header instead; ``store``: a store record)
+and a *binding* (the cookie name, the lower-cased header name or the store key)::
 
     AD = 0x01 ‖ kid ‖ 00 "wsgisession/v1" 00 ‖ namespace ‖ 00 ‖ purpose ‖ 00 ‖ binding
 
 Keys are derived once, at construction, per secret (RFC 5869 HKDF-SHA256, salt
 ``b"wsgisession/v1"``)::
 
-    k_aead  = HKDF(secret, info=b"wsgisession/v1 aead "  + namespace, 32)   # data, sid
+    k_aead  = HKDF(secret, info=b"wsgisession/v1 aead "  + namespace, 32)   # data, sid, header
     k_store = HKDF(secret, info=b"wsgisession/v1 store " + namespace, 32)   # store values
     kid     = HKDF(secret, info=b"wsgisession/v1 kid "   + namespace, 4)
 
@@ -59,7 +61,7 @@ _B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 _URLSAFE = b"-_"
 #: base64 padding for an unpadded text of length n, by n % 4 (1 is never valid).
 _PADDING = (b"", b"", b"==", b"=")
-PURPOSES = ("data", "sid", "store")
+PURPOSES = ("data", "sid", "header", "store")
 
 # RFC 8452, Appendix C.2, first AEAD_AES_256_GCM_SIV vector with a non-empty plaintext.
 _KAT_KEY = bytes.fromhex("01" + "00" * 31)
@@ -132,7 +134,14 @@ def _self_test() -> None:
 
 def _secret_bytes(secret: object, index: int) -> bytes:
     if isinstance(secret, str):
-        raw = secret.encode("utf-8")
+        try:
+            raw = secret.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigurationError(
+                f"secret_keys[{index}] is a str that is not valid Unicode (lone "
+                "surrogates); pass the secret as bytes",
+                "secret_keys",
+            ) from None
     elif isinstance(secret, (bytes, bytearray)):
         raw = bytes(secret)
     else:

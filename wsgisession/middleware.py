@@ -41,7 +41,7 @@ from .errors import (
     WSGISessionError,
 )
 from .events import SessionEvent, session_id_hash
-from .headers import ClosingIterable, make_private, merge_vary
+from .headers import CDN_FIELDS, ClosingIterable, make_private, merge_vary
 from .serializers import JSONSerializer, encode_text
 from .session import UNSET, Session, coerce_max_age
 from .storemode import StoreMode, _valid_per_session
@@ -76,7 +76,7 @@ _WARNING_EVENTS = frozenset(
 _DEBUG_EVENTS = frozenset({"created", "regenerated", "destroyed"})
 _MAX_WRITERS = 64
 #: Response headers _commit may have to merge with, and their lengths (a cheap filter).
-_HEADERS_WE_EDIT = frozenset({"vary", "set-cookie", "cache-control"})
+_HEADERS_WE_EDIT = frozenset({"vary", "set-cookie", "cache-control", *CDN_FIELDS})
 _HEADER_LENGTHS = frozenset(len(name) for name in _HEADERS_WE_EDIT)
 _PRIVATE = ("Cache-Control", "private")
 _ID_MAX = 256
@@ -267,10 +267,23 @@ class SessionMiddleware(StoreMode):
                     "external_key",
                 )
         self.store = store
+        # The store's optional methods, looked up once.
+        self._store_create = getattr(store, "create", None)
+        self._store_update = getattr(store, "update", None)
+        self._store_touch = getattr(store, "touch", None)
+        self._store_move = getattr(store, "move", None)
+        if store is not None and (self._store_create is None or self._store_update is None):
+            logger.warning(
+                "session store %s has no create()/update(): saves check that the record "
+                "still exists right before writing, which narrows but cannot close the "
+                "window in which a concurrent logout can be undone",
+                type(store).__name__,
+            )
         self.external_key = external_key
         #: Store mode saves changes made after the headers went out, at close().
         self._stores_late = store is not None
-        self._purpose = "data" if store is None else "sid"
+        # A header token is sealed for its transport: it never opens as a cookie.
+        self._purpose = "data" if store is None else "sid" if external_key is None else "header"
         self._binding = cookie_name if external_key is None else external_key.name.lower()
         self._vary = "Cookie" if external_key is None else external_key.name
         self._vary_header = ("Vary", self._vary)
@@ -412,8 +425,15 @@ class SessionMiddleware(StoreMode):
     # -- events -------------------------------------------------------------------
 
     def _emit(
-        self, name: str, environ: dict[str, Any], session_id: str | None, reason: str
+        self,
+        name: str,
+        environ: dict[str, Any],
+        session_id: str | None,
+        reason: str,
+        cause: BaseException | None = None,
     ) -> None:
+        """Log the event and hand it to ``on_event``. ``cause`` (a store failure) goes
+        into the log line only: its message and exception class, never data."""
         if name in _WARNING_EVENTS:
             level = logging.WARNING
         elif name in _DEBUG_EVENTS:
@@ -425,7 +445,17 @@ class SessionMiddleware(StoreMode):
             return  # nobody listens: skip hashing the id
         id_hash = None if session_id is None else session_id_hash(session_id)
         if logged:
-            logger.log(level, "session %s: %s (session %s)", name, reason, id_hash or "-")
+            if cause is None:
+                logger.log(level, "session %s: %s (session %s)", name, reason, id_hash or "-")
+            else:
+                logger.log(
+                    level,
+                    "session %s: %s (session %s): %s",
+                    name,
+                    reason,
+                    id_hash or "-",
+                    _describe(cause),
+                )
         if self._on_event is not None:
             try:
                 self._on_event(SessionEvent(name, environ, id_hash, reason))
@@ -669,9 +699,13 @@ class SessionMiddleware(StoreMode):
             return False
 
     def _destroy(self, environ: dict[str, Any], session: Session, reason: str) -> str:
-        self._emit("destroyed", environ, session._id if session._data is not None else None, reason)
         if self.store is not None:
             self._store_destroy(environ, session)
+        return self._deletion(environ, session, reason)
+
+    def _deletion(self, environ: dict[str, Any], session: Session, reason: str) -> str:
+        """The deletion cookie (or empty header), with the ``destroyed`` event."""
+        self._emit("destroyed", environ, session._id if session._data is not None else None, reason)
         session._sent_deletion = True
         if self.external_key is not None:
             return ""
@@ -681,10 +715,9 @@ class SessionMiddleware(StoreMode):
         """Cookie to send for a loaded session, or None (DESIGN §4)."""
         data = session._data
         assert data is not None
+        if session._invalidated:
+            return self._after_invalidate(environ, session, failed)
         if not data and not session._force:
-            # Destroys go out even on error pages: logout must work there too.
-            if session._invalidated:
-                return self._destroy(environ, session, "invalidate")
             if session._incoming and session.changed:
                 if not self.auto_commit and not session._commit_requested:
                     return None
@@ -694,6 +727,25 @@ class SessionMiddleware(StoreMode):
             return None
         if not self.auto_commit and not session._commit_requested and not session._force:
             return None
+        return self._save_if_due(environ, session)
+
+    def _after_invalidate(self, environ: dict[str, Any], session: Session, failed: bool) -> str:
+        """A logout always sticks (DESIGN §10): the records go and the cookie is cleared,
+        on error pages and without a commit too; what the request wrote after
+        ``invalidate()`` belongs to a new session, saved only when a save is due."""
+        if self.store is not None:
+            self._store_destroy(environ, session)
+        due = (
+            (session._data or session._force)
+            and (not failed or self.commit_on_error)
+            and (self.auto_commit or session._commit_requested or session._force)
+        )
+        cookie = self._save_if_due(environ, session) if due else None
+        return self._deletion(environ, session, "invalidate") if cookie is None else cookie
+
+    def _save_if_due(self, environ: dict[str, Any], session: Session) -> str | None:
+        """Write when the data changed, a save was forced or re-keying, rolling or
+        renewal is due; else None."""
         if (
             session._force
             or session._modified  # session.changed without a property call (~0.7K
@@ -867,9 +919,18 @@ class SessionMiddleware(StoreMode):
     def _make_private(
         self, environ: dict[str, Any], session: Session, headers: list[tuple[str, str]]
     ) -> None:
-        if make_private(headers):
+        for reason in make_private(headers):
             sid = session._id if session._data is not None else None
-            self._emit("cache_control_overridden", environ, sid, "public")
+            self._emit("cache_control_overridden", environ, sid, reason)
+
+
+def _describe(exc: BaseException) -> str:
+    """A store failure in one line: our message, and the backend's exception class."""
+    text = str(exc) or type(exc).__name__
+    original = getattr(exc, "original_error", None)
+    if original is not None and type(original).__name__ not in text:
+        text = f"{text} [{type(original).__name__}]"
+    return text
 
 
 def _canonical(blob: bytes) -> str:

@@ -104,6 +104,7 @@ class Session(MutableMapping[str, Any]):
     _unavailable = False
     _record_rekey = False
     _doomed: tuple[str, ...] | list[str] = ()
+    _destroy_late = False
     _failed = False
     _moved_from: str | None = None
 
@@ -390,7 +391,8 @@ class Session(MutableMapping[str, Any]):
         """Destroy the session: the response clears the cookie. A later write in the
         same request starts a new session."""
         self._load()
-        self._check_not_committed("invalidate()", store_late=True)
+        if self._check_not_committed("invalidate()", store_late=True):
+            self._destroy_late = True  # the records are deleted at close()
         assert self._data is not None
         self._doom(self._store_key, self._incoming_key, self._moved_from)
         self._store_key = None

@@ -209,6 +209,15 @@ class StoreContract:
         """The store method a full store uses for ``name``; the fallback uses ``set``."""
         return name if self.full else "set"
 
+    def writes(self, name: str, key: str, ttl: int | None) -> list[Call]:
+        """The calls a full store gets for ``name`` (one), or the fallback's: updates and
+        touches become a check that the record still exists, then ``set``."""
+        if self.full:
+            return [Call(name, key, ttl)]
+        if name in ("update", "touch"):
+            return [Call("get", key), Call("set", key, ttl)]
+        return [Call("set", key, ttl)]
+
     def assert_ttl(self, key: str, expected: int) -> None:
         left = self.remaining(key)
         assert left is not None and expected - 5 < left <= expected, (left, expected)
@@ -497,7 +506,7 @@ class StoreContract:
         response = h.get("/", cookie=cookie)
         assert len(set_cookies(response)) == 1
         key = store_key(sid)
-        assert h.rec.calls == [Call("get", key), Call(self.op("update"), key, DAY)]
+        assert h.rec.calls == [Call("get", key), *self.writes("update", key, DAY)]
         reader = self.make(show)
         assert reader.get("/", cookie=jar(response)).text == "{'message': 'hello', 'money': '$$$'}"
 
@@ -740,10 +749,12 @@ class StoreContract:
             # One atomic step: the new record replaces the old one only while it exists.
             assert h.rec.calls == [Call("get", old_key), Call("move", old_key, DAY)]
         else:
+            # Check, write, check again (a logout meanwhile undoes the write), delete.
             assert h.rec.calls == [
                 Call("get", old_key),
                 Call("get", old_key),
                 Call("set", new_key, DAY),
+                Call("get", old_key),
                 Call("delete", old_key),
             ]
         assert self.raw_get(old_key) is None
@@ -855,7 +866,7 @@ class StoreContract:
         assert second.text == "{'foo': 'bar'}"
         (header,) = set_cookies(second)
         assert "Max-Age=86400" in header
-        assert h.rec.calls == [Call("get", key), Call(self.op("touch"), key, DAY)]
+        assert h.rec.calls == [Call("get", key), *self.writes("touch", key, DAY)]
         self.assert_ttl(key, DAY)
         h.rec.clear()
         idle = h.get("/idle", cookie=jar(second))
@@ -902,7 +913,7 @@ class StoreContract:
         assert second.text == "{'foo': 'bar'}"
         (header,) = set_cookies(second)
         assert "Max-Age=2000" in header
-        assert h.rec.calls == [Call("get", key), Call(self.op("touch"), key, 2000)]
+        assert h.rec.calls == [Call("get", key), *self.writes("touch", key, 2000)]
         self.assert_ttl(key, 2000)
 
     def test_s36_renew_before_half_life_sends_nothing(self):
@@ -1257,14 +1268,14 @@ class StoreContract:
         self.set_remaining(key, 10)
         h.rec.clear()
         second = h.get("/", cookie=jar(first))
-        assert h.rec.ops() == ["get", self.op("touch")]
+        assert h.rec.ops() == ["get", *[c.op for c in self.writes("touch", "k", None)]]
         assert "update" not in h.rec.ops()
         self.assert_ttl(key, DAY)
         if self.full:
             assert h.rec.written == []  # touch moved the TTL without rewriting the record
         h.rec.clear()
         h.get("/add", cookie=jar(second))
-        assert h.rec.ops() == ["get", self.op("update")]
+        assert h.rec.ops() == ["get", *[c.op for c in self.writes("update", "k", None)]]
 
     def test_max_age_none_record_ttl_is_a_day(self):
         """max_age=None: the record's TTL is 24 h from the last save (DESIGN §8)."""
@@ -1280,7 +1291,7 @@ class StoreContract:
         self.set_remaining(key, 100)
         h.rec.clear()
         h.get("/add", cookie=jar(first))
-        assert h.rec.calls[-1] == Call(self.op("update"), key, DAY)
+        assert h.rec.calls[-1] == self.writes("update", key, DAY)[-1]
         self.assert_ttl(key, DAY)
 
     def test_absolute_max_age_caps_the_ttl(self):
@@ -1300,7 +1311,7 @@ class StoreContract:
         self.clock.advance(300)
         h.rec.clear()
         second = h.get("/", cookie=jar(first))
-        assert h.rec.calls == [Call("get", key), Call(self.op("update"), key, 300)]
+        assert h.rec.calls == [Call("get", key), *self.writes("update", key, 300)]
         self.assert_ttl(key, 300)
         assert "Max-Age=300" in set_cookies(second)[0]
         self.clock.advance(300)
@@ -1373,6 +1384,185 @@ class StoreContract:
         assert "store_error" in h.events.names()
         reader = self.make(show)
         assert reader.get("/", cookie=jar(first)).text == "{'who': '/alice'}"
+
+    # ==============================================================================
+    # Logouts that always stick (issue 11 items 3-6, DESIGN §10)
+    # ==============================================================================
+
+    def logout_then_flash(self, status: str = "200 OK", commit: bool = False):
+        """A handler: ``/login`` saves a user; ``/logout`` invalidates, then leaves a
+        "logged out" flash (the usual pattern), answers ``status`` and, with ``commit``,
+        calls ``session.commit()``; ``/`` shows the session."""
+
+        def handler(environ, session):
+            path = environ["PATH_INFO"]
+            if path == "/login":
+                session["user"] = "alice"
+                session.commit()
+                return session.id
+            if path == "/logout":
+                session.invalidate()
+                session["_flash"] = ["you have been logged out"]
+                if commit:
+                    session.commit()
+                return status, session.id
+            return show(environ, session)
+
+        return handler
+
+    @pytest.mark.parametrize("status", ["500 Internal Server Error", "503 Service Unavailable"])
+    def test_logout_then_write_on_an_error_page_still_deletes(self, status):
+        """invalidate() + a write + a 5xx answer: the deletion cookie goes out and the
+        record is deleted; the write (a new session) is not saved (no commit on 5xx)."""
+        h = self.make(self.logout_then_flash(status))
+        login = h.get("/login")
+        key = store_key(login.text)
+        assert self.raw_get(key) is not None
+        response = h.get("/logout", cookie=jar(login), expect_errors=True)
+        assert response.status == status
+        assert set_cookies(response) == [DELETION]
+        assert self.raw_get(key) is None
+        assert self.raw_get(store_key(response.text)) is None  # nothing saved for the flash
+        assert ("destroyed", "invalidate") in [(e.name, e.reason) for e in h.events]
+
+    def test_logout_then_write_without_auto_commit_still_deletes(self):
+        """auto_commit=False: the logout counts as a commit of its own; the write after
+        it belongs to a new session, which is only saved by commit()."""
+        h = self.make(self.logout_then_flash(), auto_commit=False)
+        login = h.get("/login")
+        key = store_key(login.text)
+        response = h.get("/logout", cookie=jar(login))
+        assert set_cookies(response) == [DELETION]
+        assert self.raw_get(key) is None
+        assert self.raw_get(store_key(response.text)) is None
+        assert h.get("/", cookie=jar(login)).text == "{}"
+
+    def test_logout_then_write_with_commit_starts_a_new_session(self):
+        """auto_commit=False and commit() after the write: the old record is gone and a
+        new session (new id) holds only the flash."""
+        h = self.make(self.logout_then_flash(commit=True), auto_commit=False)
+        login = h.get("/login")
+        response = h.get("/logout", cookie=jar(login))
+        assert cookie_value(response) not in (None, "", cookie_value(login))
+        assert response.text != login.text
+        assert self.raw_get(store_key(login.text)) is None
+        assert self.raw_get(store_key(response.text)) is not None
+        assert h.get("/", cookie=jar(response)).text == "{'_flash': ['you have been logged out']}"
+        assert h.get("/", cookie=jar(login)).text == "{}"
+
+    def test_logout_then_write_saves_a_new_session_by_default(self):
+        h = self.make(self.logout_then_flash())
+        login = h.get("/login")
+        response = h.get("/logout", cookie=jar(login))
+        assert response.text != login.text
+        assert self.raw_get(store_key(login.text)) is None
+        assert h.get("/", cookie=jar(response)).text == "{'_flash': ['you have been logged out']}"
+
+    def two_sessions(self) -> tuple[str, str, str, str]:
+        """Two valid sessions of the same app: (cookie A, id A, cookie B, id B)."""
+        cookie_a, id_a = self.populate({"user": "victim"})
+        cookie_b, id_b = self.populate({"user": "attacker"})
+        assert id_a != id_b
+        return cookie_a, id_a, cookie_b, id_b
+
+    @pytest.mark.parametrize("how", ["invalidate", "assign_none"])
+    def test_logout_with_a_tossed_cookie_deletes_every_authenticated_record(self, how):
+        """An attacker's valid cookie sent beside the victim's (cookie tossing, possible
+        without __Host-): the session is ambiguous (fresh), and its logout deletes both
+        records, so the victim's session does not outlive the logout."""
+
+        def logout(environ, session):
+            if how == "invalidate":
+                session.invalidate()
+            else:
+                environ["session"] = None
+            return "bye"
+
+        cookie_a, id_a, cookie_b, id_b = self.two_sessions()
+        h = self.make(logout)
+        response = h.get("/", cookie=f"{cookie_b}; {cookie_a}")
+        if how == "invalidate":  # loaded: two ids, so no session (DESIGN §9)
+            assert ("duplicate", "ambiguous") in [(e.name, e.reason) for e in h.events]
+        assert set_cookies(response) == [DELETION]
+        assert self.raw_get(store_key(id_a)) is None
+        assert self.raw_get(store_key(id_b)) is None
+
+    def test_logout_of_a_duplicate_pair_deletes_both_records(self):
+        """The user's cookie first, a junk copy, then a tossed valid one: ambiguous too,
+        and the logout deletes both records."""
+
+        def logout(environ, session):
+            session.invalidate()
+            return "bye"
+
+        cookie_a, id_a, cookie_b, id_b = self.two_sessions()
+        h = self.make(logout)
+        h.get("/", cookie=f"{cookie_a}; session=garbage; {cookie_b}")
+        assert self.raw_get(store_key(id_a)) is None
+        assert self.raw_get(store_key(id_b)) is None
+
+    def test_logout_of_a_loaded_session_also_deletes_a_second_copy(self):
+        """Same id twice (the first wins) plus an expired-looking junk value: one delete
+        of the one record; an untouched logout (assign None) finds it from the token."""
+
+        def logout(environ, session):
+            environ["session"] = None
+            return "bye"
+
+        cookie_a, id_a = self.populate({"user": "victim"})
+        h = self.make(logout)
+        response = h.get("/", cookie=f"{cookie_a}; {cookie_a}")
+        assert set_cookies(response) == [DELETION]
+        assert self.raw_get(store_key(id_a)) is None
+
+    def test_a_slow_save_after_a_concurrent_logout_never_recreates_the_record(self):
+        """A request that loaded the session, then saves after another request logged it
+        out, must not write it back (DESIGN §8) — also on a get/set/delete store, which
+        checks that the record exists right before writing."""
+        cookie, sid = self.populate({"n": 1})
+        logout = self.make(lambda environ, session: environ.__setitem__("session", None))
+
+        def slow(environ, session):
+            session["n"] += 1  # loaded, changed...
+            logout.get("/", cookie=cookie)  # ...and meanwhile logged out elsewhere
+            return "saved?"
+
+        h = self.make(slow)
+        response = h.get("/", cookie=cookie)
+        assert set_cookies(response) == []
+        assert self.raw_get(store_key(sid)) is None
+        assert ("interrupted", "record_gone") in [(e.name, e.reason) for e in h.events]
+
+    def test_a_slow_rolling_refresh_after_a_concurrent_logout_never_recreates(self):
+        cookie, sid = self.populate({"n": 1})
+        logout = self.make(lambda environ, session: environ.__setitem__("session", None))
+
+        def slow(environ, session):
+            _ = session["n"]
+            logout.get("/", cookie=cookie)
+            return "read"
+
+        h = self.make(slow, rolling=True)
+        response = h.get("/", cookie=cookie)
+        assert set_cookies(response) == []
+        assert self.raw_get(store_key(sid)) is None
+        assert "interrupted" in h.events.names()
+
+    def test_regenerate_racing_a_logout_leaves_no_record(self):
+        cookie, sid = self.populate({"user": "alice"})
+        logout = self.make(lambda environ, session: environ.__setitem__("session", None))
+
+        def login(environ, session):
+            _ = session["user"]
+            logout.get("/", cookie=cookie)
+            session.regenerate()
+            return session.id
+
+        h = self.make(login)
+        response = h.get("/", cookie=cookie)
+        assert set_cookies(response) == []
+        assert self.raw_get(store_key(sid)) is None
+        assert self.raw_get(store_key(response.text)) is None
 
 
 class TestMemoryStore(StoreContract):
