@@ -250,6 +250,8 @@ def test_key_ids_primary_first_and_public():
         ["\u00e9" * 15],  # 15 characters, 30 UTF-8 bytes
         [""],
         [SECRET, "short"],
+        ["\udcff" * 40],  # lone surrogates: what non-UTF-8 argv bytes decode to
+        [SECRET, "abc\ud800" + "x" * 40],
     ],
     ids=repr,
 )

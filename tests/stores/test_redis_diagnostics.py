@@ -62,3 +62,33 @@ def test_redis_ping_succeeds_on_a_running_server(redis_url):
     assert store.ping() is None
     assert store.address == redis_url.removeprefix("redis://").removesuffix("/0")
     store.client.close()
+
+
+def test_min_replicas_without_a_replica_is_an_unacknowledged_write(redis_url):
+    """min_replicas=1 on a server with no replica: WAIT answers 0, so the write does not
+    count as saved (StoreError naming the shortfall), and the middleware says so."""
+    store = RedisStore(url=redis_url, min_replicas=1, replica_timeout=0.05)
+    with pytest.raises(StoreError, match="0 of 1 replica"):
+        store.set("k", b"v", 10)
+    h = Harness(lambda environ, session: session.update(a=1), store=store)
+    with pytest.raises(StoreError):
+        h.get("/")
+    assert "store_error" in h.events.names()
+    store.client.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"min_replicas": -1}, "min_replicas"),
+        ({"min_replicas": True}, "min_replicas"),
+        ({"min_replicas": 1, "replica_timeout": 0.5, "timeout": 0.5}, "replica_timeout"),
+        ({"replica_timeout": 0}, "replica_timeout"),
+    ],
+)
+def test_bad_replica_options_name_the_option(kwargs, option):
+    from wsgisession import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as info:
+        RedisStore(url="redis://127.0.0.1:1/0", **kwargs)
+    assert info.value.option == option
