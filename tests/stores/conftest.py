@@ -1,7 +1,9 @@
-"""A real redis-server for the store tests, started on a free loopback port.
+"""Real Redis servers for the store tests, on free loopback ports: a redis-server, a
+3-master Redis Cluster and a Sentinel group (the last two managed by ``servers.py``).
 
-Without a ``redis-server`` binary the Redis tests skip with a message, unless
-``WSGISESSION_REQUIRE_REDIS=1`` is set (CI sets it): then they fail.
+Without a ``redis-server`` (``redis-cli``, ``redis-sentinel``) binary the Redis tests
+skip with a message, unless ``WSGISESSION_REQUIRE_REDIS=1`` is set (CI sets it): then
+they fail.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
+from tests.stores.servers import Cluster, SentinelGroup, running_cluster, running_sentinel_group
 
 
 def free_port() -> int:
@@ -143,3 +147,54 @@ def private_redis() -> Iterator[RedisServer]:
     (stopping it, pausing it, filling its memory)."""
     with _running_server() as server:
         yield server
+
+
+# -- Redis Cluster and Sentinel (servers.py) ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_servers() -> Iterator[Cluster]:
+    """A running 3-master Redis Cluster for the whole test session."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_servers: Cluster) -> Cluster:
+    """The session's Redis Cluster, FLUSHALLed on every master."""
+    if not redis_cluster_servers.healthy():
+        pytest.fail("a test stopped a node of the shared cluster: use private_cluster")
+    redis_cluster_servers.flush()
+    return redis_cluster_servers
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[Cluster]:
+    """A Redis Cluster of the test's own, for killing or pausing its nodes (a short
+    cluster-node-timeout, so the survivors notice within about a second)."""
+    with running_cluster(node_timeout=500) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_servers() -> Iterator[SentinelGroup]:
+    """A running Sentinel group (master, one replica, three sentinels) for the session."""
+    with running_sentinel_group(replicas=1) as group:
+        yield group
+
+
+@pytest.fixture
+def redis_sentinel(redis_sentinel_servers: SentinelGroup) -> SentinelGroup:
+    """The session's Sentinel group, its master FLUSHALLed."""
+    if not redis_sentinel_servers.healthy():
+        pytest.fail("a test stopped a server of the shared Sentinel group: use private_sentinel")
+    redis_sentinel_servers.flush()
+    return redis_sentinel_servers
+
+
+@pytest.fixture
+def private_sentinel() -> Iterator[SentinelGroup]:
+    """A Sentinel group of the test's own (master, two replicas, three sentinels), for
+    failovers: they change the topology for good."""
+    with running_sentinel_group(replicas=2) as group:
+        yield group

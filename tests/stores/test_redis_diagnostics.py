@@ -92,3 +92,16 @@ def test_bad_replica_options_name_the_option(kwargs, option):
     with pytest.raises(ConfigurationError) as info:
         RedisStore(url="redis://127.0.0.1:1/0", **kwargs)
     assert info.value.option == option
+
+
+def test_min_replicas_checks_the_given_client_reply_timeout():
+    """WAIT blocks for replica_timeout: a client whose own reply timeout is not longer
+    would fail every write, so that is a configuration error too."""
+    from wsgisession import ConfigurationError
+
+    client = redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2)
+    with pytest.raises(ConfigurationError) as info:
+        RedisStore(client=client, min_replicas=1)
+    assert info.value.option == "replica_timeout"
+    RedisStore(client=client, min_replicas=1, replica_timeout=0.1)  # shorter is fine
+    RedisStore(client=redis.Redis(host="127.0.0.1", port=1), min_replicas=1)  # no timeout

@@ -96,7 +96,9 @@ class RedisStore:
     :param min_replicas: replicas that must have a write before it counts as saved
         (``WAIT``; default 0). With a Sentinel group, ``min_replicas=1`` means a
         failover never loses a saved session or undoes a logout; a write that is not
-        acknowledged in time raises :class:`~wsgisession.errors.StoreError`. Not
+        acknowledged in time raises :class:`~wsgisession.errors.StoreError`. Give the
+        group one replica more than ``min_replicas``: after a failover the promoted
+        replica needs replicas of its own before writes are accepted again. Not
         available on Redis Cluster.
     :param replica_timeout: seconds a write waits for those acknowledgements
         (default 0.2; less than ``timeout``).
@@ -136,7 +138,12 @@ class RedisStore:
             or not 0 <= min_replicas <= 16
         ):
             raise ConfigurationError("min_replicas must be an int from 0 to 16", "min_replicas")
-        if min_replicas and url is not None and replica_timeout >= timeout:
+        if min_replicas and client is not None:
+            kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+            read_timeout = kwargs.get("socket_timeout")
+            if isinstance(read_timeout, (int, float)):
+                timeout = read_timeout  # the client's own reply timeout is what counts
+        if min_replicas and replica_timeout >= timeout:
             raise ConfigurationError(
                 "replica_timeout must be shorter than timeout (the reply waits for it)",
                 "replica_timeout",
@@ -205,11 +212,27 @@ class RedisStore:
         return result
 
     def ping(self) -> None:
-        """Check that Redis answers (for readiness probes at start-up).
+        """Check that Redis answers (for readiness probes at start-up). On Redis
+        Cluster, every primary must answer and report ``cluster_state:ok`` (a cluster
+        that lost a master still answers ``PING`` on any node, but refuses keys).
 
         :raises StoreError: naming the cause and the server when it does not.
         """
-        self._run("PING", self.client.ping)
+        if not self.clustered:
+            self._run("PING", self.client.ping)
+            return
+        client = self.client
+
+        def check_every_primary() -> None:
+            for node in client.get_primaries():
+                info = client.cluster_info(target_nodes=node)
+                if info.get("cluster_state") != "ok":
+                    raise StoreError(
+                        f"redis cluster node {node.name} reports cluster_state "
+                        f"{info.get('cluster_state')} ({self.address})"
+                    )
+
+        self._run("CLUSTER INFO", check_every_primary)
 
     def get(self, key: str) -> bytes | None:
         value = self._run("GET", lambda: self.client.get(key))
