@@ -1,11 +1,14 @@
 """``python -m wsgisession``: genkey, inspect and demo (DESIGN §7, §8 "CLI").
 
-Exit codes: 0 ok, 1 malformed/tampered, 2 expired, 3 unknown key, 64 usage.
+Exit codes: 0 ok, 1 malformed/tampered, 2 expired, 3 unknown key, 64 usage,
+69 unavailable (the demo's address or store). Bad input is one line on stderr and
+an exit code, never a traceback.
 The CLI runs both in a real subprocess and in-process through ``main([...])``.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import http.client
 import http.cookiejar
@@ -24,8 +27,9 @@ from typing import Any
 
 import pytest
 
+import wsgisession.__main__
 from tests.conftest import OLD_SECRET, OTHER_SECRET, SECRET, Clock, Harness, cookie_value
-from wsgisession.__main__ import main
+from wsgisession.__main__ import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 30
@@ -33,12 +37,14 @@ READY_TIMEOUT = 10
 URLSAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = RUN_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wsgisession", *args],
         capture_output=True,
         text=True,
-        timeout=RUN_TIMEOUT,
+        timeout=timeout,
         cwd=ROOT,
         env=env,
         check=False,
@@ -277,6 +283,108 @@ def test_help_exits_0(capsys, command):
     assert err == ""
 
 
+def test_every_option_has_help_text():
+    parser = build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    parsers = {"wsgisession": parser, **commands.choices}
+    assert set(parsers) == {"wsgisession", "genkey", "inspect", "demo"}
+    checked = set()
+    for name, sub in parsers.items():
+        for action in sub._actions:
+            assert action.help and action.help != argparse.SUPPRESS, (name, action.dest)
+            assert len(action.help) > 10, (name, action.dest, action.help)
+            checked.add(f"{name} {action.dest}")
+    assert {"inspect cookie_name", "inspect namespace", "demo host", "demo port"} <= checked
+    assert "69 unavailable" in parser.epilog
+    assert "69 unavailable" in wsgisession.__main__.__doc__
+
+
+# A secret as bytes that are not UTF-8: argv and the environment carry it as
+# surrogate escapes (os.fsdecode), and the CLI must hand the same bytes to the library.
+BYTES_SECRET = b"\xff\xfe not UTF-8 \xc3\x28 " + b"k" * 32
+ARGV_SECRET = os.fsdecode(BYTES_SECRET)
+
+
+def test_inspect_with_a_secret_that_is_not_utf8(capsys):
+    assert "\udcff" in ARGV_SECRET and os.fsencode(ARGV_SECRET) == BYTES_SECRET
+    value = make_cookie(secret_keys=[BYTES_SECRET])
+    report = inspect_ok(capsys, value, "--secret-key", ARGV_SECRET)
+    assert report["data"] == {"user": "alice", "n": 3}
+    assert report["would_rekey"] is False
+    result = run_cli("inspect", value, "--secret-key", ARGV_SECRET)  # argv as bytes
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout)["key_id"] == report["key_id"]
+    # The bytes are the secret: another secret does not open the cookie.
+    other = run_cli("inspect", value, "--secret-key", ARGV_SECRET.replace("k", "j"))
+    assert other.returncode == 3, other.stderr
+    assert "Traceback" not in other.stderr
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """The command failed with ``code`` and exactly one ``error: ...`` line."""
+    assert result.returncode == code, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines
+    assert DEMO_SECRET not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("port", ["99999", "65536", "-5", "-1"])
+def test_demo_port_out_of_range_is_one_usage_line(port):
+    result = run_cli("demo", "--port", port, "--secret-key", DEMO_SECRET)
+    line = assert_one_line_error(result, 64)
+    assert "--port" in line and "65535" in line and port in line
+
+
+def test_demo_host_that_is_not_a_host_name_is_one_usage_line():
+    result = run_cli("demo", "--host", os.fsdecode(b"\xff\xfe"), "--secret-key", DEMO_SECRET)
+    line = assert_one_line_error(result, 64)
+    assert "--host" in line
+
+
+def test_demo_port_in_use_exits_69():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli("demo", "--port", port, "--secret-key", DEMO_SECRET)
+    line = assert_one_line_error(result, 69)
+    assert f"127.0.0.1:{port}" in line and "in use" in line
+
+
+# ``python -m wsgisession`` with ``import redis`` failing, as where redis-py is not
+# installed: sys.modules[name] = None makes every import of that name raise ImportError.
+WITHOUT_REDIS = """
+import runpy, sys
+sys.modules["redis"] = None
+try:
+    import redis
+except ImportError:
+    pass
+else:
+    sys.exit("redis-py is still importable")
+runpy.run_module("wsgisession", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_demo_store_redis_without_redis_py_exits_69():
+    args = ["demo", "--port", str(free_port()), "--secret-key", DEMO_SECRET]
+    args += ["--store", "redis://127.0.0.1:6379/0"]
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_REDIS, *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        cwd=ROOT,
+        check=False,
+    )
+    line = assert_one_line_error(result, 69)
+    assert "redis-py" in line and "pip install" in line
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 
@@ -387,6 +495,11 @@ class Page:
     def flashes(self) -> list[str]:
         return re.findall(r'<p class="flash">([^<]*)</p>', self.body)
 
+    @property
+    def csrf_token(self) -> str:
+        [token] = re.findall(r'name="csrf_token" value="([A-Za-z0-9_-]+)"', self.body)
+        return token
+
 
 class Browser:
     """A cookie jar and an opener that does not follow redirects."""
@@ -404,6 +517,12 @@ class Browser:
         with self.opener.open(request, timeout=5) as response:
             body = response.read().decode("utf-8")
             return Page(response.status, response.headers, body)
+
+    def submit(self, path: str, **fields: str) -> Page:
+        """GET the form at ``path``, then POST it with its CSRF token and ``fields``."""
+        form = self.open(path)
+        assert form.status == 200, form.body
+        return self.open(path, {"csrf_token": form.csrf_token, **fields})
 
     @property
     def cookie(self) -> str | None:
@@ -444,14 +563,14 @@ def test_demo_view_counter(demo):
 def test_demo_login_regenerates_and_flashes_once(demo):
     browser = Browser(demo.base)
     assert browser.open("/").views == 1
-    before_value = browser.cookie
-    before_id = browser.session_id_hash()
     form = browser.open("/login")
     assert form.status == 200 and 'name="user"' in form.body
+    before_value = browser.cookie
+    before_id = browser.session_id_hash()
 
-    login = browser.open("/login", {"user": "alice"})
+    login = browser.open("/login", {"user": "alice", "csrf_token": form.csrf_token})
     assert login.status == 303
-    assert login.headers["Location"].endswith("/")
+    assert login.headers["Location"] == "/"
     assert len(login.set_cookies) == 1
     assert browser.cookie and browser.cookie != before_value
     assert browser.session_id_hash() != before_id
@@ -468,9 +587,12 @@ def test_demo_login_regenerates_and_flashes_once(demo):
 
 def test_demo_flash_shows_once(demo):
     browser = Browser(demo.base)
-    redirect = browser.open("/flash?msg=hi")
+    form = browser.open("/flash?msg=hi")
+    assert (form.status, form.flashes) == (200, [])
+    assert 'value="hi"' in form.body
+    redirect = browser.open("/flash", {"csrf_token": form.csrf_token, "msg": "hi"})
     assert redirect.status == 303
-    assert redirect.headers["Location"].endswith("/")
+    assert redirect.headers["Location"] == "/"
     home = browser.open("/")
     assert home.flashes == ["hi"]
     assert browser.open("/").flashes == []
@@ -478,10 +600,13 @@ def test_demo_flash_shows_once(demo):
 
 def test_demo_logout_clears_the_session(demo):
     browser = Browser(demo.base)
-    browser.open("/login", {"user": "alice"})
+    browser.submit("/login", user="alice")
     assert browser.open("/").user == "alice"
-    logout = browser.open("/logout")
-    assert logout.status == 200
+    form = browser.open("/logout")
+    assert form.set_cookies == [] and "Logged out" not in form.body
+    assert browser.open("/").user == "alice"
+    logout = browser.open("/logout", {"csrf_token": form.csrf_token})
+    assert logout.status == 200 and "Logged out" in logout.body
     [deletion] = logout.set_cookies
     parts = [p.strip() for p in deletion.split(";")]
     assert parts[0] == "session="
@@ -537,3 +662,103 @@ def test_demo_without_a_secret_warns(tmp_path):
     err = server.stderr()
     assert "warning: no --secret-key or WSGISESSION_SECRET_KEY" in err
     assert "random secret" in err
+
+
+def test_demo_with_a_secret_that_is_not_utf8(tmp_path):
+    env = dict(os.environ, WSGISESSION_SECRET_KEY=ARGV_SECRET)  # passed on as the bytes
+    server = Demo(tmp_path, env=env)
+    try:
+        server.wait_ready()
+        browser = Browser(server.base)
+        assert browser.open("/").views == 1
+        assert browser.open("/").views == 2
+        cookie = browser.cookie
+    finally:
+        server.stop()
+    assert "warning" not in server.stderr() and "Traceback" not in server.stderr()
+    # The demo sealed with exactly those bytes: inspect, given them on argv, opens it.
+    result = run_cli("inspect", cookie, "--secret-key", ARGV_SECRET)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["data"] == {"views": 2}
+
+
+def wire(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``raw`` bytes as they are on a new connection; read the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(raw)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, body
+
+
+def logged_in_cookie(demo: Demo) -> tuple[Browser, str, str]:
+    """A browser logged in as alice: (browser, its Cookie header, its CSRF token)."""
+    browser = Browser(demo.base)
+    assert browser.submit("/login", user="alice").status == 303
+    token = browser.open("/logout").csrf_token
+    return browser, f"session={browser.cookie}", token
+
+
+def test_demo_answers_bad_input_on_the_wire_with_400(demo):
+    browser, cookie, token = logged_in_cookie(demo)
+    head = f"Host: 127.0.0.1\r\nCookie: {cookie}\r\nConnection: close\r\n".encode()
+    form = "application/x-www-form-urlencoded"
+    multipart = (
+        b"--XyZ\r\nContent-Disposition: form-data; name=csrf_token\r\n\r\n"
+        + token.encode()
+        + b"\r\n--XyZ\r\nContent-Disposition: form-data; name=user; filename=u.txt\r\n"
+        b"Content-Type: text/plain\r\n\r\nmallory\r\n--XyZ--\r\n"
+    )
+    requests = {
+        "raw non-UTF-8 query": b"GET /flash?msg=\xff\xfe HTTP/1.1\r\n" + head + b"\r\n",
+        "escaped non-UTF-8 query": b"GET /?msg=%FF HTTP/1.1\r\n" + head + b"\r\n",
+        "file upload": b"POST /login HTTP/1.1\r\n"
+        + head
+        + f"Content-Type: multipart/form-data; boundary=XyZ\r\n"
+        f"Content-Length: {len(multipart)}\r\n\r\n".encode()
+        + multipart,
+        # Only the headers: the answer must come from Content-Length alone, before
+        # (and without) waiting for a megabyte that is never sent.
+        "1 MB form": b"POST /login HTTP/1.1\r\n"
+        + head
+        + f"Content-Type: {form}\r\nContent-Length: 1048576\r\n\r\n".encode(),
+    }
+    for name, raw in requests.items():
+        status, headers, body = wire(demo.port, raw)
+        assert status == 400, (name, body)
+        assert b"id=bad-request" in body, name
+        assert "Set-Cookie" not in headers, name
+    assert browser.open("/").user == "alice"
+    assert "Traceback" not in demo.stderr()
+
+
+def test_demo_redirects_stay_relative_with_a_hostile_host(demo):
+    _, cookie, token = logged_in_cookie(demo)
+    body = urllib.parse.urlencode({"csrf_token": token, "msg": "hi"}).encode()
+    status, headers, _ = wire(
+        demo.port,
+        b"POST /flash HTTP/1.1\r\nHost: evil.example:8080\r\nX-Forwarded-Host: evil.example"
+        + f"\r\nCookie: {cookie}\r\nConnection: close\r\n"
+        f"Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+    )
+    assert status == 303
+    assert headers["Location"] == "/"
+
+
+def test_demo_refuses_a_post_without_the_session_token(demo):
+    browser = Browser(demo.base)
+    browser.submit("/login", user="alice")
+    kept = browser.cookie
+    for form in ({"user": "mallory"}, {"user": "mallory", "csrf_token": "guess"}):
+        refused = browser.open("/login", form)
+        assert refused.status == 403
+        assert refused.set_cookies == []
+    assert browser.open("/logout", {}).status == 403
+    assert browser.cookie == kept
+    assert browser.open("/").user == "alice"

@@ -1,7 +1,12 @@
 """Command line: ``python -m wsgisession {genkey,inspect,demo}``.
 
 Exit codes: 0 success; 1 malformed or tampered cookie; 2 expired; 3 unknown key;
-64 usage error.
+64 usage error; 69 unavailable (the demo cannot listen on its address, or its store
+is unreachable or needs redis-py, which is not installed).
+
+Bad input never ends in a traceback: it is one line on stderr and an exit code.
+Secrets are passed to the library as the bytes given on the command line (or in
+the environment), so a secret that is not UTF-8 works as well.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ EXIT_INVALID = 1
 EXIT_EXPIRED = 2
 EXIT_UNKNOWN_KEY = 3
 EXIT_USAGE = 64
+EXIT_UNAVAILABLE = 69
+MAX_PORT = 65535
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,11 +52,13 @@ def _inspect(args: argparse.Namespace) -> int:
     if "=" in value.rstrip("="):
         values, _ = find_cookie(value, args.cookie_name)
         value = values[0] if values else ""
+    # argv arrives decoded with surrogate escapes: give the library the original bytes.
+    secret_keys = [os.fsencode(secret) for secret in args.secret_key]
     try:
-        codec = TokenCodec(args.secret_key, args.namespace)
+        codec = TokenCodec(secret_keys, args.namespace)
         inspector = SessionMiddleware(
             lambda e, s: [],
-            secret_keys=args.secret_key,
+            secret_keys=secret_keys,
             cookie_name=args.cookie_name,
             namespace=args.namespace,
             max_age=None,
@@ -97,11 +106,77 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+class _Exit(Exception):
+    """Stop the command with one line on stderr and an exit code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _shown(text: str) -> str:
+    """``text`` as is when it is plain printable ASCII, else its ``ascii()`` form."""
+    return text if text.isascii() and text.isprintable() else ascii(text)
+
+
+def _demo_store(spec: str) -> dict[str, Any]:
+    """The middleware options for ``--store``."""
+    from . import MemoryStore
+
+    if spec == "cookie":
+        return {}
+    if spec == "memory":
+        return {"store": MemoryStore()}
+    if not spec.startswith(("redis://", "rediss://", "unix://")):
+        raise _Exit(EXIT_USAGE, "--store must be cookie, memory or a redis:// URL")
+    try:
+        from .stores.redis import RedisStore
+    except ImportError:
+        raise _Exit(
+            EXIT_UNAVAILABLE,
+            "--store needs redis-py, which is not installed: pip install 'wsgisession[redis]'",
+        ) from None
+    if not spec.isprintable():  # control characters, or bytes that are not UTF-8
+        raise _Exit(EXIT_USAGE, "--store must be a printable UTF-8 redis:// URL")
+    try:
+        store = RedisStore(url=spec)
+    except ConfigurationError:
+        raise
+    except ValueError as exc:  # redis-py's URL parser; never echoes a password
+        raise _Exit(EXIT_USAGE, f"--store is not a valid Redis URL ({exc})") from None
+    return {"store": store}
+
+
+def _probe(store: Any) -> None:
+    """Fail at start, not on every request, when the store cannot be reached."""
+    from . import StoreError
+
+    try:
+        store.get("wsgisession:demo:probe")
+    except StoreError as exc:  # names the command, error class and host:port, no password
+        raise _Exit(EXIT_UNAVAILABLE, f"the --store Redis is unreachable: {exc}") from None
+    except ValueError:  # a host name that cannot be encoded (IDNA), e.g. "a..b"
+        raise _Exit(EXIT_USAGE, "--store is not a valid Redis URL (bad host name)") from None
+
+
+def _demo_server(args: argparse.Namespace, app: Any) -> Any:
     from wsgiref.simple_server import make_server
 
+    where = f"{_shown(args.host)}:{args.port}"
+    try:
+        return make_server(args.host, args.port, app)
+    except OSError as exc:  # in use, not ours, no such host...
+        reason = exc.strerror or type(exc).__name__
+        raise _Exit(EXIT_UNAVAILABLE, f"cannot listen on {where}: {reason}") from None
+    except (TypeError, ValueError):  # a host name that cannot be encoded
+        raise _Exit(EXIT_USAGE, f"--host {_shown(args.host)} is not a host name") from None
+
+
+def _demo(args: argparse.Namespace) -> int:
     from .demo import make_demo
 
+    # argv and the environment arrive decoded with surrogate escapes: give the library
+    # the original bytes.
     secret = args.secret_key or os.environ.get("WSGISESSION_SECRET_KEY")
     if not secret:
         secret = secrets.token_urlsafe(32)
@@ -110,27 +185,23 @@ def _demo(args: argparse.Namespace) -> int:
             "this run (sessions end when the demo stops)",
             file=sys.stderr,
         )
-    options: dict[str, Any] = {}
-    store_url = args.store or "cookie"
     try:
-        if store_url == "memory":
-            from .stores import MemoryStore
-
-            options["store"] = MemoryStore()
-        elif store_url.startswith(("redis://", "rediss://", "unix://")):
-            from .stores.redis import RedisStore
-
-            options["store"] = RedisStore(url=store_url)
-        elif store_url != "cookie":
-            print("error: --store must be cookie, memory or a redis:// URL", file=sys.stderr)
-            return EXIT_USAGE
-        app = make_demo([secret], **options)
+        if not 0 <= args.port <= MAX_PORT:
+            raise _Exit(EXIT_USAGE, f"--port must be from 0 to {MAX_PORT}, not {args.port}")
+        app = make_demo([os.fsencode(secret)], **_demo_store(args.store or "cookie"))
+        if app.store is not None:
+            _probe(app.store)
+        server = _demo_server(args, app)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    with make_server(args.host, args.port, app) as server:
+    except _Exit as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    with server:
         print(
-            f"wsgisession demo on http://{args.host}:{server.server_port}/ (Ctrl-C to stop)",
+            f"wsgisession demo on http://{_shown(args.host)}:{server.server_port}/ "
+            "(Ctrl-C to stop)",
             flush=True,
         )
         try:
@@ -144,9 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wsgisession",
         description="Encrypted WSGI sessions: make keys, inspect cookies, run a demo.",
-        epilog="exit codes: 0 ok, 1 malformed/tampered, 2 expired, 3 unknown key, 64 usage",
+        epilog="exit codes: 0 ok, 1 malformed/tampered, 2 expired, 3 unknown key, 64 usage, "
+        "69 unavailable (demo: address in use, store unreachable or redis-py missing)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command",
+        required=True,
+        parser_class=_Parser,
+        help="what to do (wsgisession COMMAND --help for its options)",
+    )
     gen = sub.add_parser("genkey", help="print a fresh random secret (one line)")
     gen.add_argument(
         "--bytes",
@@ -165,13 +242,32 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="a secret (repeat for old keys; first = current)",
     )
-    ins.add_argument("--cookie-name", default="session")
-    ins.add_argument("--namespace", default="default")
+    ins.add_argument(
+        "--cookie-name",
+        default="session",
+        help="the cookie name the token was sealed for (default: session)",
+    )
+    ins.add_argument(
+        "--namespace",
+        default="default",
+        help="the application namespace the token was sealed for (default: default)",
+    )
     ins.set_defaults(func=_inspect)
     demo = sub.add_parser("demo", help="serve the demo app with the stdlib server")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--secret-key", help="secret (default: $WSGISESSION_SECRET_KEY)")
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        metavar="PORT",
+        help="port to listen on, 0-65535 (default: 8000; 0 picks a free one)",
+    )
+    demo.add_argument(
+        "--secret-key",
+        help="secret (default: $WSGISESSION_SECRET_KEY, else a random one for this run)",
+    )
     demo.add_argument(
         "--store",
         default="cookie",

@@ -5,21 +5,33 @@ needed). Pages:
 
 ``/``          shows and increments a view counter
 ``/login``     a form; POST logs in (and regenerates the session)
-``/logout``    destroys the session (``environ["session"] = None``)
-``/flash``     stores a one-time message and redirects to ``/``
+``/logout``    a form with a "Log out" button; POST destroys the session
+               (``environ["session"] = None``)
+``/flash``     a form; POST stores a one-time message and redirects to ``/``
 ``/session``   shows the session's metadata and the cookie attributes in use
 ``/big``       stores more than a cookie can hold: in cookie mode an error page,
                never a silently dropped cookie; in store mode it just works
+
+Every request that changes the session from user input is a POST carrying a CSRF
+token bound to the session (``session["_csrf"]``, a hidden field of every form,
+compared in constant time and replaced at login); a missing or wrong token is a
+403 that changes nothing. Input is read strictly: only an
+``application/x-www-form-urlencoded`` body of at most :data:`MAX_BODY` bytes (its
+``Content-Length`` is checked before anything is read) and a query string of at
+most :data:`MAX_QUERY` bytes, both valid UTF-8, with at most :data:`MAX_FIELDS`
+fields; anything else is a 400. Redirects are relative (``Location: /``), never
+built from the ``Host`` header.
 """
 
 from __future__ import annotations
 
+import hmac
 import html
+import secrets
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-from webob import Request, Response
+from urllib.parse import parse_qsl
 
 from .errors import SessionTooLarge
 from .middleware import SessionMiddleware
@@ -27,7 +39,21 @@ from .middleware import SessionMiddleware
 if TYPE_CHECKING:  # pragma: no cover
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["demo_app", "make_demo"]
+__all__ = ["demo_app", "make_demo", "MAX_BODY", "MAX_QUERY", "MAX_FIELDS"]
+
+#: The largest form body read, in bytes; a larger ``Content-Length`` is a 400.
+MAX_BODY = 8 * 1024
+#: The longest query string accepted, in bytes.
+MAX_QUERY = 2 * 1024
+#: The most ``name=value`` pairs parsed from a body or a query string.
+MAX_FIELDS = 16
+#: The longest user name and flash message, in characters.
+MAX_TEXT = 100
+#: Flash messages kept until the next page view (older ones are dropped).
+MAX_FLASHES = 5
+CSRF_KEY = "_csrf"
+CSRF_FIELD = "csrf_token"
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 _PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>wsgisession demo</title></head>
@@ -39,20 +65,221 @@ _PAGE = """<!doctype html>
 </body></html>
 """
 
+_STATUS = {
+    200: "200 OK",
+    303: "303 See Other",
+    400: "400 Bad Request",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    500: "500 Internal Server Error",
+}
 
-def _page(body: str, flash: list[str] | None = None, status: int = 200) -> Response:
+
+class BadRequest(Exception):
+    """Input the demo refuses to read: answered with a 400 and the message."""
+
+
+class Reply:
+    """A response: status code, extra headers and an HTML body (or none)."""
+
+    def __init__(
+        self, status: int, body: str = "", headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        self.status = status
+        self.body = body.encode("utf-8")
+        self.headers = list(headers or [])
+        if body:
+            self.headers.append(("Content-Type", "text/html; charset=utf-8"))
+        self.headers.append(("Content-Length", str(len(self.body))))
+
+
+def _page(body: str, flash: list[str] | None = None, status: int = 200) -> Reply:
     notes = "".join(f'<p class="flash">{html.escape(m)}</p>' for m in flash or [])
-    return Response(
-        _PAGE.format(body=body, flash=notes),
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
+    return Reply(status, _PAGE.format(body=body, flash=notes))
+
+
+def _redirect_home() -> Reply:
+    # Relative on purpose: an absolute URL would have to trust the Host header.
+    return Reply(303, headers=[("Location", "/")])
+
+
+def _parse(raw: bytes, what: str) -> dict[str, str]:
+    """``name=value&...`` as UTF-8 (strict, percent-escapes too); first value wins."""
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise BadRequest(f"the {what} is not valid UTF-8") from None
+    except ValueError:  # more than MAX_FIELDS fields
+        raise BadRequest(f"the {what} has more than {MAX_FIELDS} fields") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
+    return fields
+
+
+def _query(environ: WSGIEnvironment) -> dict[str, str]:
+    # PEP 3333: the server hands over the raw bytes decoded as latin-1.
+    try:
+        raw = str(environ.get("QUERY_STRING", "")).encode("latin-1")
+    except UnicodeEncodeError:
+        raise BadRequest("the query string is not valid UTF-8") from None
+    if len(raw) > MAX_QUERY:
+        raise BadRequest(f"the query string is longer than {MAX_QUERY} bytes")
+    return _parse(raw, "query string")
+
+
+def _form(environ: WSGIEnvironment) -> dict[str, str]:
+    """A small urlencoded body, read in full but never past ``MAX_BODY`` bytes."""
+    length = str(environ.get("CONTENT_LENGTH", "")).strip()
+    if not (length.isascii() and length.isdigit()):
+        raise BadRequest("the request has no Content-Length")
+    size = int(length)
+    if size > MAX_BODY:
+        raise BadRequest(f"the body is larger than {MAX_BODY} bytes")
+    # Read even a body that is refused below, so the connection closes cleanly.
+    raw = environ["wsgi.input"].read(size) if size else b""
+    if not isinstance(raw, bytes) or len(raw) != size:
+        raise BadRequest("the body is shorter than its Content-Length")
+    mime = str(environ.get("CONTENT_TYPE", "")).partition(";")[0].strip().lower()
+    if mime != FORM_TYPE:
+        raise BadRequest(f"the body must be {FORM_TYPE}")
+    return _parse(raw, "form")
+
+
+def _text(fields: dict[str, str], name: str, default: str) -> str:
+    value = fields.get(name, "").strip() or default
+    if len(value) > MAX_TEXT or not value.isprintable():
+        raise BadRequest(f"{name} must be at most {MAX_TEXT} printable characters")
+    return value
+
+
+def _csrf_token(session: Any) -> str:
+    """The session's CSRF token, made (and stored in the session) on first use."""
+    token = session.get(CSRF_KEY)
+    if not isinstance(token, str) or not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_KEY] = token
+    return token
+
+
+def _csrf_valid(session: Any, fields: dict[str, str]) -> bool:
+    expected = session.get(CSRF_KEY)
+    sent = fields.get(CSRF_FIELD, "")
+    if not isinstance(expected, str) or not expected:
+        return False  # no token was ever handed out for this session
+    return hmac.compare_digest(expected.encode("utf-8"), sent.encode("utf-8"))
+
+
+def _form_html(session: Any, action: str, fields: str, button: str, button_id: str) -> str:
+    token = html.escape(_csrf_token(session), quote=True)
+    return (
+        f'<form method="post" action="{action}">'
+        f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">{fields} '
+        f'<button id="{button_id}">{button}</button></form>'
     )
 
 
-def _handle(request: Request) -> Response:
-    session = request.environ["session"]
-    path = request.path_info
+def _add_flash(session: Any, message: str) -> None:
+    session["_flash"] = [*session.get("_flash", []), message][-MAX_FLASHES:]
+
+
+def _forbidden() -> Reply:
+    return _page(
+        "<h1 id=forbidden>Forbidden</h1><p>The form's CSRF token is missing or does not "
+        "belong to this session (a stale page, or a form on another site). Nothing "
+        'changed; <a href="/">go home</a> and try again.</p>',
+        status=403,
+    )
+
+
+def _post(environ: WSGIEnvironment, path: str) -> Reply:
+    session = environ["session"]
+    fields = _form(environ)
+    if not _csrf_valid(session, fields):
+        return _forbidden()
+    if path == "/login":
+        user = _text(fields, "user", "guest")
+        session.regenerate()
+        session[CSRF_KEY] = secrets.token_urlsafe(32)  # a new session, a new token
+        session["user"] = user
+        _add_flash(session, f"Welcome, {user}!")
+        return _redirect_home()
+    if path == "/logout":
+        environ["session"] = None
+        return _page("<p id=logged-out>Logged out; the session cookie is cleared.</p>")
+    _add_flash(session, _text(fields, "msg", "Hello from /flash"))
+    return _redirect_home()
+
+
+def _form_page(environ: WSGIEnvironment, path: str, query: dict[str, str]) -> Reply:
+    session = environ["session"]
+    if path == "/login":
+        form = _form_html(
+            session,
+            "/login",
+            '<label>User <input name="user" id="user-field"></label>',
+            "Log in",
+            "login",
+        )
+    elif path == "/logout":
+        form = _form_html(session, "/logout", "", "Log out", "logout")
+    else:
+        default = html.escape(query.get("msg", "Hello from /flash"), quote=True)
+        form = _form_html(
+            session,
+            "/flash",
+            f'<label>Message <input name="msg" id="msg-field" value="{default}"></label>',
+            "Flash it",
+            "flash",
+        )
+    return _page(form)
+
+
+def _session_page(environ: WSGIEnvironment) -> Reply:
+    session = environ["session"]
+    mw: SessionMiddleware = environ["wsgisession.middleware"]
+    rows = {
+        "is_new": session.is_new,
+        "id (hash)": session.id_hash,
+        "created_at": session.created_at,
+        "expires_at": session.expires_at,
+        "max_age": session.max_age,
+        "keys": sorted(session),
+        "mode": "cookie" if mw.store is None else f"store ({type(mw.store).__name__})",
+        "cookie name": mw.cookie_name,
+        "HttpOnly": mw.httponly,
+        "SameSite": mw.samesite,
+        "Secure": "always" if mw._always_secure else "on https",
+        "Path": mw.path,
+    }
+    body = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
+    )
+    return _page(f"<h1>Session</h1><table>{body}</table>")
+
+
+def _handle(environ: WSGIEnvironment) -> Reply:
+    session = environ["session"]
+    path = environ.get("PATH_INFO", "") or "/"
+    method = environ.get("REQUEST_METHOD", "GET")
+    query = _query(environ)
+    if path in ("/login", "/logout", "/flash"):
+        if method == "POST":
+            return _post(environ, path)
+        if method in ("GET", "HEAD"):
+            return _form_page(environ, path, query)
+        reply = _page("<p>Method not allowed</p>", status=405)
+        reply.headers.append(("Allow", "GET, HEAD, POST"))
+        return reply
     if path == "/":
         session["views"] = session.get("views", 0) + 1
         flashes = session.pop("_flash", [])
@@ -61,45 +288,8 @@ def _handle(request: Request) -> Response:
         return _page(
             f"<h1>Views: <span id=views>{session['views']}</span></h1><p>{who}</p>", flashes
         )
-    if path == "/login":
-        if request.method == "POST":
-            user = request.POST.get("user", "").strip() or "guest"
-            session.regenerate()
-            session["user"] = user
-            session.setdefault("_flash", []).append(f"Welcome, {user}!")
-            return Response(status=303, location="/")
-        return _page(
-            '<form method="post" action="/login"><label>User '
-            '<input name="user" id="user-field"></label> <button id="login">Log in</button>'
-            "</form>"
-        )
-    if path == "/logout":
-        request.environ["session"] = None
-        return _page("<p id=logged-out>Logged out; the session cookie is cleared.</p>")
-    if path == "/flash":
-        session.setdefault("_flash", []).append(request.GET.get("msg", "Hello from /flash"))
-        return Response(status=303, location="/")
     if path == "/session":
-        mw: SessionMiddleware = request.environ["wsgisession.middleware"]
-        rows = {
-            "is_new": session.is_new,
-            "id (hash)": session.id_hash,
-            "created_at": session.created_at,
-            "expires_at": session.expires_at,
-            "max_age": session.max_age,
-            "keys": sorted(session),
-            "mode": "cookie" if mw.store is None else f"store ({type(mw.store).__name__})",
-            "cookie name": mw.cookie_name,
-            "HttpOnly": mw.httponly,
-            "SameSite": mw.samesite,
-            "Secure": "always" if mw._always_secure else "on https",
-            "Path": mw.path,
-        }
-        body = "".join(
-            f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-            for k, v in rows.items()
-        )
-        return _page(f"<h1>Session</h1><table>{body}</table>")
+        return _session_page(environ)
     if path == "/big":
         session["big"] = "x" * 6000
         # Reached only in store mode: a cookie session raises SessionTooLarge instead.
@@ -109,24 +299,27 @@ def _handle(request: Request) -> Response:
 
 def demo_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
     """The demo WSGI application (expects ``SessionMiddleware`` around it)."""
-    request = Request(environ)
-    response = _handle(request)
     try:
-        body: Iterable[bytes] = response(environ, start_response)
-        return body
+        reply = _handle(environ)
+    except BadRequest as exc:
+        reply = _page(
+            f"<h1 id=bad-request>Bad request</h1><p>{html.escape(str(exc))}.</p>", status=400
+        )
+    head = environ.get("REQUEST_METHOD") == "HEAD"
+    try:
+        start_response(_STATUS[reply.status], reply.headers)
     except SessionTooLarge as exc:
         page = _page(
             "<h1 id=too-large>Session too large</h1><p>The session no longer fits in a "
             f"cookie ({exc.size} bytes, limit {exc.limit}). Nothing was saved.</p>",
             status=500,
         )
-        error_body: Iterable[bytes] = page(
-            environ, lambda s, h, e=None: start_response(s, h, sys.exc_info())
-        )
-        return error_body
+        start_response(_STATUS[page.status], page.headers, sys.exc_info())
+        return [] if head else [page.body]
+    return [] if head else [reply.body]
 
 
-def make_demo(secret_keys: list[str], **options: Any) -> SessionMiddleware:
+def make_demo(secret_keys: list[str | bytes], **options: Any) -> SessionMiddleware:
     """Wrap :func:`demo_app` in a :class:`SessionMiddleware`."""
     middleware: SessionMiddleware
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from urllib.request import urlopen
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
@@ -144,18 +145,35 @@ class Recorder:
         return found[0]
 
 
+def attacker_token(demo_origin: str) -> str:
+    """A genuine CSRF token, of the attacker's own session: what an attacker gets by
+    loading the demo's login form himself (server-side, with his own cookie jar)."""
+    with urlopen(f"{demo_origin}/login", timeout=5) as response:
+        page = response.read().decode("utf-8")
+    match = re.search(r'name="csrf_token" value="([A-Za-z0-9_-]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
 def attacker_app(demo_origin: str) -> Callable[..., Any]:
-    """The cross-site pages: an auto-submitting POST form and a plain link."""
+    """The cross-site pages: an auto-submitting login form (with the attacker's own,
+    genuine CSRF token, fetched when the page is served) and a plain link."""
     login = html.escape(f"{demo_origin}/login", quote=True)
     home = html.escape(f"{demo_origin}/", quote=True)
-    pages = {
-        "/post": (
+
+    def post_page() -> str:
+        token = html.escape(attacker_token(demo_origin), quote=True)
+        return (
             "<!doctype html><title>attacker</title><p>cross-site form post</p>"
             f'<form id=csrf method=post action="{login}">'
-            '<input name=user value="mallory"></form>'
+            '<input name=user value="mallory">'
+            f'<input type=hidden name=csrf_token value="{token}"></form>'
             "<script>document.getElementById('csrf').submit()</script>"
-        ),
-        "/link": (
+        )
+
+    pages: dict[str, Callable[[], str]] = {
+        "/post": post_page,
+        "/link": lambda: (
             "<!doctype html><title>attacker</title>"
             f'<p><a id=go href="{home}">a cross-site link to the demo</a></p>'
         ),
@@ -166,8 +184,9 @@ def attacker_app(demo_origin: str) -> Callable[..., Any]:
         if page is None:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found"]
+        body = page().encode()
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [page.encode()]
+        return [body]
 
     return app
 
@@ -341,13 +360,19 @@ def test_log_in_through_the_form(browser: Browser) -> None:
 
     browser.log_in("alice")
 
-    # The same-site POST carried the cookie, and login regenerated that session: the
-    # counter's data came along (2 -> 3) under a new id, and the welcome flash shows.
+    # Showing the form stored its CSRF token in the session (a new cookie, same id);
+    # the same-site POST carried that cookie and the token, and login regenerated the
+    # session: the counter's data came along (2 -> 3) under a new id, and the welcome
+    # flash shows.
     assert browser.views() == 3
     assert browser.flashes() == ["Welcome, alice!"]
+    form = browser.recorder.one("/login", "GET")
+    assert form.cookies.get("session") == before["value"]
+    issued = set_cookie_named(form)
+    assert issued is not None
     post = browser.recorder.one("/login", "POST")
     assert post.fetch_site == "same-origin"
-    assert post.cookies.get("session") == before["value"]
+    assert post.cookies.get("session") == issued.split(";", 1)[0].partition("=")[2]
     assert post.status.startswith("303")
     assert "regenerated:regenerate" in post.events
     assert "created:new" not in post.events
@@ -377,10 +402,14 @@ def test_counter_persists_across_page_loads(browser: Browser) -> None:
 
 
 def test_flash_survives_the_redirect_and_shows_once(browser: Browser) -> None:
-    browser.get("/flash?msg=Hello%2C+browser%21")
+    browser.get("/flash?msg=Hello%2C+browser%21")  # a GET only fills in the form
+    assert browser.wait_for("#msg-field").get_attribute("value") == "Hello, browser!"
+    assert browser.recorder.one("/flash", "GET").status.startswith("200")
+    browser.driver.find_element(By.CSS_SELECTOR, "#flash").click()
     browser.wait_for_url(browser.servers.demo + "/")
     assert browser.flashes() == ["Hello, browser!"]
-    assert browser.recorder.one("/flash").status.startswith("303")
+    post = browser.recorder.one("/flash", "POST")
+    assert post.status.startswith("303") and post.fetch_site == "same-origin"
     browser.screenshot("flash")
 
     browser.driver.refresh()
@@ -390,11 +419,18 @@ def test_flash_survives_the_redirect_and_shows_once(browser: Browser) -> None:
 
 def test_log_out_clears_the_cookie(browser: Browser) -> None:
     browser.log_in("bob")
-    assert browser.cookie() is not None
+    bob = browser.cookie()
+    assert bob is not None
 
+    # GET /logout only shows a form: the session is untouched until it is posted.
     browser.get("/logout")
+    button = browser.wait_for("#logout")
+    assert button.text == "Log out"
+    assert set_cookie_named(browser.recorder.one("/logout", "GET")) is None
+    assert browser.cookie() == bob
+    button.click()
     assert "Logged out" in browser.text("#logged-out")
-    deletion = set_cookie_named(browser.recorder.one("/logout"))
+    deletion = set_cookie_named(browser.recorder.one("/logout", "POST"))
     assert deletion is not None and deletion.startswith("session=; Max-Age=0;")
     assert browser.cookie() is None
     assert "session" not in {c["name"] for c in browser.driver.get_cookies()}
@@ -471,25 +507,32 @@ def test_samesite_lax_on_cross_site_requests(browser: Browser) -> None:
     assert get.cookies.get("session") == alice["value"]
     assert browser.user() == "alice"
     assert browser.views() == 2
+    alice = browser.cookie()  # the visit counted: a new cookie for the same session
+    assert alice is not None
 
-    # A cross-site form POST (auto-submitted by the other site) does not.
+    # A cross-site form POST (auto-submitted by the other site, with a genuine token
+    # of the attacker's own session) does not carry it.
     browser.recorder.clear()
     browser.driver.get(attacker + "/post")
-    browser.wait_for_url(demo + "/")
+    browser.wait_for("#forbidden")
+    assert browser.driver.current_url == demo + "/login"
     post = browser.recorder.one("/login", "POST")
     assert urlsplit(attacker).hostname != urlsplit(demo).hostname
     assert post.fetch_site == "cross-site"
     assert post.fetch_mode == "navigate"
     assert "session" not in post.cookies, "SameSite=Lax cookie sent on a cross-site POST"
-    # So the server saw no session: login made a brand-new one (event ``created``),
-    # and alice's data (her view count) did not reach it.
-    assert "created:new" in post.events
-    assert browser.views() == 1
+    # SameSite=Lax alone does not stop *login* CSRF: the server saw no session, and a
+    # login would have made a fresh one for mallory whose cookie, set by the response
+    # to this top-level navigation, would replace alice's. The demo's login form
+    # needs the CSRF token of the session it is posted with: here there is no
+    # session, so no token matches (not even the attacker's real one) and the POST
+    # is a 403 that creates and sends nothing.
+    assert post.status == "403 Forbidden"
+    assert post.set_cookies == []
+    assert post.events == []
     browser.screenshot("after-cross-site-post")
-    # SameSite=Lax does not stop *login* CSRF: the attacker's own new session was
-    # accepted from the top-level navigation's response and replaced alice's cookie.
-    # Guard login forms with a CSRF token if that matters.
-    assert browser.user() == "mallory"
-    replaced = browser.cookie()
-    assert replaced is not None and replaced["value"] != alice["value"]
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", replaced["value"])
+    kept = browser.cookie()
+    assert kept is not None and kept["value"] == alice["value"]
+    browser.get("/")
+    assert browser.user() == "alice"
+    assert browser.views() == 3

@@ -9,7 +9,7 @@ a file; when a test fails, every log of that test is attached to the report.
 
 ``Client`` is a browser reduced to what the tests need: it carries the session cookie
 by hand, one ``Connection: close`` request at a time, so every request is a new TCP
-connection that any worker may accept.
+connection that any worker may accept; ``submit`` fills in a form's CSRF token.
 
 ``redis_server``/``redis_url`` are the store tests' fixtures (a real redis-server on a
 free loopback port, flushed per test), imported so the deploy tests share them.
@@ -45,6 +45,7 @@ READY_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
 VIEWS_RE = re.compile(rb"<span id=views>(\d+)</span>")
+CSRF_RE = re.compile(rb'name="csrf_token" value="([A-Za-z0-9_-]+)"')
 
 
 # -- HTTP ---------------------------------------------------------------------------
@@ -89,6 +90,13 @@ class Reply:
         assert match is not None, self.body[:500]
         return int(match.group(1))
 
+    @property
+    def csrf_token(self) -> str:
+        """The CSRF token in the page's form (the demo's forms carry one each)."""
+        assert self.status == 200, (self.status, self.body[:500])
+        (token,) = CSRF_RE.findall(self.body)
+        return token.decode("ascii")
+
 
 def http(
     port: int,
@@ -98,9 +106,13 @@ def http(
     token: str | None = None,
     form: dict[str, str] | None = None,
     timeout: float = REQUEST_TIMEOUT,
+    host: str | None = None,
 ) -> Reply:
-    """One request on a fresh connection (``Connection: close``), fully read."""
+    """One request on a fresh connection (``Connection: close``), fully read;
+    ``host`` replaces the ``Host`` header."""
     headers = {"Connection": "close"}
+    if host is not None:
+        headers["Host"] = host
     body = None
     if token is not None:
         headers["Cookie"] = f"{COOKIE}={token}"
@@ -148,12 +160,31 @@ class Client:
             self.token = value
 
     def request(
-        self, server: Gunicorn, method: str, path: str, form: dict[str, str] | None = None
+        self,
+        server: Gunicorn,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        host: str | None = None,
     ) -> Reply:
-        reply = http(server.port, method, path, token=self.token, form=form)
+        reply = http(server.port, method, path, token=self.token, form=form, host=host)
         self.apply(reply)
         self.history.append(reply)
         return reply
+
+    def submit(
+        self,
+        server: Gunicorn,
+        path: str,
+        form: dict[str, str] | None = None,
+        *,
+        form_from: Gunicorn | None = None,
+        host: str | None = None,
+    ) -> Reply:
+        """What a browser does with the demo's forms: GET the form (from ``form_from``,
+        default ``server``), then POST it to ``server`` with its CSRF token."""
+        token = self.get(form_from or server, path).csrf_token
+        return self.request(server, "POST", path, {"csrf_token": token, **(form or {})}, host)
 
     def get(self, server: Gunicorn, path: str) -> Reply:
         return self.request(server, "GET", path)

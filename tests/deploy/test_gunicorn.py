@@ -70,10 +70,19 @@ def test_two_hosts_share_sessions(gunicorn) -> None:
         replies.append(client.get(host, "/"))
         assert replies[-1].views == expected
 
-    # Log in on A (regenerates: a new token), the login is seen on B.
+    # A login form without its CSRF token is refused on either host; nothing changes.
     before = client.token
-    login = client.request(host_a, "POST", "/login", form={"user": "alice"})
+    for host in (host_a, host_b):
+        refused = client.request(host, "POST", "/login", form={"user": "mallory"})
+        assert refused.status == 403 and refused.set_cookies == []
+    assert client.token == before
+
+    # Log in on A with the form B served (the token lives in the shared session):
+    # login regenerates (a new token), redirects to "/" whatever the Host header says,
+    # and is seen on B.
+    login = client.submit(host_a, "/login", {"user": "alice"}, form_from=host_b, host="evil.test")
     assert login.status == 303
+    assert login.header("Location") == "/"
     assert client.token is not None and client.token != before
     home = client.get(host_b, "/")
     assert home.views == 21
@@ -81,13 +90,16 @@ def test_two_hosts_share_sessions(gunicorn) -> None:
     assert b"Welcome, alice!" in home.body  # the flash set on A is consumed on B
 
     # A flash stored on B survives the redirect to A, once.
-    assert client.get(host_b, "/flash?msg=hello-from-b").status == 303
+    assert client.submit(host_b, "/flash", {"msg": "hello-from-b"}).status == 303
     assert b"hello-from-b" in client.get(host_a, "/").body
     again = client.get(host_b, "/")
     assert again.views == 23 and b"hello-from-b" not in again.body
 
-    # Logout on B clears the cookie; A then starts afresh.
-    logout = client.get(host_b, "/logout")
+    # GET /logout only shows the form; posting it on B clears the cookie; A then
+    # starts afresh.
+    form = client.get(host_b, "/logout")
+    assert form.status == 200 and form.set_cookies == [] and client.token is not None
+    logout = client.submit(host_b, "/logout")
     assert logout.status == 200 and client.token is None
     assert client.get(host_a, "/").views == 1
 
@@ -222,7 +234,7 @@ def test_store_mode_redis_across_instances(gunicorn, redis_url: str, redis_serve
         first_key = keys[0]
 
         # Log in on B: a new id, the old record is gone; A sees the user.
-        login = client.request(host_b, "POST", "/login", form={"user": "bob"})
+        login = client.submit(host_b, "/login", {"user": "bob"})
         assert login.status == 303
         who = client.whoami(host_a)
         assert who["user"] == "bob" and who["views"] == 10
@@ -232,7 +244,7 @@ def test_store_mode_redis_across_instances(gunicorn, redis_url: str, redis_serve
         # Logout on A ends the session everywhere, even for a copy of the cookie.
         copy = client.token
         assert copy is not None
-        assert client.get(host_a, "/logout").status == 200
+        assert client.submit(host_a, "/logout").status == 200
         assert client.token is None
         assert redis.keys("session:*") == []
         reply = http(host_b.port, "GET", "/whoami", token=copy)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import http.client
 import re
+import urllib.parse
 
 import pytest
 import redis
 
 import wsgisession
 import wsgisession.stores
-from tests.test_cli import DEMO_SECRET, Demo
+from tests.test_cli import DEMO_SECRET, Demo, assert_one_line_error, free_port, run_cli
 from wsgisession import ConfigurationError, StoreError
 from wsgisession.stores.redis import RedisStore
 
@@ -104,16 +105,34 @@ def test_move_reports_other_script_errors(redis_url):
     store.client.close()
 
 
-def _get(demo: Demo, path: str, cookie: str | None = None) -> tuple[int, str, str | None]:
+def _request(
+    demo: Demo, method: str, path: str, cookie: str | None = None, form: dict | None = None
+) -> tuple[int, str, str | None, str | None]:
+    """(status, body, Set-Cookie, Location) of one request to the demo."""
+    headers = {"Cookie": cookie} if cookie else {}
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
     conn = http.client.HTTPConnection("127.0.0.1", demo.port, timeout=5)
     try:
-        conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
-        body = response.read().decode("utf-8")
-        set_cookie = response.getheader("Set-Cookie")
-        return response.status, body, set_cookie
+        text = response.read().decode("utf-8")
+        location = response.getheader("Location")
+        return response.status, text, response.getheader("Set-Cookie"), location
     finally:
         conn.close()
+
+
+def _get(demo: Demo, path: str, cookie: str | None = None) -> tuple[int, str, str | None]:
+    status, body, set_cookie, _ = _request(demo, "GET", path, cookie)
+    return status, body, set_cookie
+
+
+def _token(body: str) -> str:
+    [token] = re.findall(r'name="csrf_token" value="([A-Za-z0-9_-]+)"', body)
+    return token
 
 
 @pytest.mark.parametrize("store", ["memory", "redis"])
@@ -130,6 +149,31 @@ def test_demo_in_store_mode(tmp_path, store, request):
         status, body, _ = _get(demo, "/", cookie)
         assert "<span id=views>2</span>" in body
         assert re.search(r"store \((Memory|Redis)Store\)", _get(demo, "/session", cookie)[1])
+
+        # Log in with the form's token (kept in the store record); a new session id.
+        old_token = _token(_get(demo, "/login", cookie)[1])
+        status, _, set_cookie, location = _request(
+            demo, "POST", "/login", cookie, {"user": "alice", "csrf_token": old_token}
+        )
+        assert (status, location) == (303, "/")
+        alice = set_cookie.split(";", 1)[0]
+        assert alice != cookie
+        status, body, _ = _get(demo, "/", alice)
+        assert "<b id=user>alice</b>" in body and "<span id=views>3</span>" in body
+
+        # Logout needs the new token: the pre-login one was replaced at login.
+        assert _request(demo, "POST", "/logout", alice, {"csrf_token": old_token})[0] == 403
+        status, body, set_cookie = _get(demo, "/logout", alice)
+        assert status == 200 and "Logged out" not in body and set_cookie is None
+        status, body, set_cookie, _ = _request(
+            demo, "POST", "/logout", alice, {"csrf_token": _token(body)}
+        )
+        assert status == 200 and "Logged out" in body
+        assert set_cookie.startswith("session=; Max-Age=0;")
+        # The record is gone: the logged-in cookie, replayed, is a fresh session.
+        status, body, _ = _get(demo, "/", alice)
+        assert "<span id=views>1</span>" in body and "Not logged in." in body
+        assert "Traceback" not in demo.stderr()
     finally:
         demo.stop()
 
@@ -139,3 +183,28 @@ def test_demo_refuses_an_unknown_store(tmp_path):
 
     assert main(["demo", "--store", "bogus", "--secret-key", DEMO_SECRET]) == 64
     assert main(["demo", "--store", "redis://x", "--secret-key", "short"]) == 64
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:notaport/0",
+        "redis://[::1/0",
+        "redis://127.0.0.1/0?socket_timeout=soon",
+        "redis://a..b/0",
+        "redis://127.0.0.1/\n0",
+        "redis://\udcff/0",  # a byte that is not UTF-8, as argv carries it
+    ],
+)
+def test_demo_refuses_a_malformed_redis_url_in_one_line(url):
+    # A subprocess with a timeout: a demo that accepted the URL would serve forever.
+    args = ["demo", "--port", str(free_port()), "--secret-key", DEMO_SECRET, "--store", url]
+    line = assert_one_line_error(run_cli(*args, timeout=10), 64)
+    assert line.startswith("error: --store")
+
+
+def test_demo_refuses_an_unreachable_redis():
+    nobody = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    args = ["demo", "--port", str(free_port()), "--secret-key", DEMO_SECRET, "--store", nobody]
+    line = assert_one_line_error(run_cli(*args, timeout=10), 69)
+    assert "unreachable" in line and "ConnectionError" in line
