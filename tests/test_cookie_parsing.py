@@ -104,7 +104,7 @@ class DecryptSpy:
 
 def spy_on_decrypt(site: Site) -> list[bytes]:
     calls: list[bytes] = []
-    table = site.h.mw._codec._aead
+    table = site.h.mw.codec._aead
     for kid, aead in list(table.items()):
         table[kid] = DecryptSpy(aead, calls)
     return calls

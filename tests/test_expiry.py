@@ -44,10 +44,10 @@ class Probe(Harness):
         """Seal an arbitrary plaintext under the middleware's own primary key."""
         if isinstance(plaintext, dict):
             plaintext = json.dumps(plaintext, separators=(",", ":")).encode()
-        return self.mw._codec.seal(plaintext, "data", self.mw.cookie_name)
+        return self.mw.codec.seal(plaintext, "data", self.mw.cookie_name)
 
     def open(self, token: str) -> dict:
-        plaintext, _ = self.mw._codec.open(token, "data", self.mw.cookie_name)
+        plaintext, _ = self.mw.codec.open(token, "data", self.mw.cookie_name)
         return json.loads(plaintext)
 
     @property
@@ -477,7 +477,7 @@ def test_regenerate_on_login_defeats_fixation():
 
 def test_default_ids_are_unique_fixed_length_urlsafe():
     mw = Probe().mw
-    ids = [mw._new_id({}) for _ in range(100_000)]
+    ids = [mw.new_id({}) for _ in range(100_000)]
     assert len(set(ids)) == len(ids)
     assert {len(i) for i in ids} == {43}  # 32 random bytes = 256 bits
     assert all(ID_RE.match(i) for i in ids)
@@ -544,7 +544,7 @@ HOSTILE = {
 def test_crafted_plaintexts_are_invalid_without_exception(plaintext):
     probe = Probe()
     token = probe.craft(plaintext)
-    assert probe.mw._codec.open(token, "data", "session")[0] == plaintext  # the key is valid
+    assert probe.mw.codec.open(token, "data", "session")[0] == plaintext  # the key is valid
     response = probe.send(token)
     assert response.status_int == 200
     assert probe.last["data"] == {}

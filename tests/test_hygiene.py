@@ -190,7 +190,7 @@ class Battery:
         options.setdefault("clock", self.clock)
         options.setdefault("on_event", self.events.append)
         mw = SessionMiddleware(battery_app(self.ctx), **options)
-        self.objects += [mw, mw._codec]
+        self.objects += [mw, mw.codec]
         return mw
 
     def get(self, mw: Any, path: str = "/read", cookie_value: str | None = None, **kw: Any):
@@ -425,7 +425,7 @@ def test_session_id_hash_definition():
 
 def seal(mw: SessionMiddleware, meta: Any) -> str:
     raw = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
-    return mw._codec.seal(raw, "data", mw.cookie_name)
+    return mw.codec.seal(raw, "data", mw.cookie_name)
 
 
 class Lab:

@@ -66,7 +66,7 @@ class CountingAEAD:
 
 def spy_aead(mw: SessionMiddleware) -> Counter:
     counts: Counter = Counter()
-    for table in (mw._codec._aead, mw._codec._store):
+    for table in (mw.codec._aead, mw.codec._store):
         for kid in list(table):
             table[kid] = CountingAEAD(table[kid], counts)
     return counts
@@ -443,7 +443,7 @@ def test_a14_cross_namespace_with_forged_kid_is_invalid():
 def test_a15_other_purpose_presented_as_data_cookie(purpose):
     seen: list = []
     h = Harness(reader(seen))
-    codec = h.mw._codec
+    codec = h.mw.codec
     plaintext = hand_plaintext()
     # Control: the same plaintext sealed for "data" opens as a session.
     good = codec.seal(plaintext, "data", "session")
@@ -646,7 +646,7 @@ def test_b21_old_key_cookie_is_rotated_and_reissued_under_new_kid():
     assert len(set_cookies(response)) == 1
     reissued = cookie_value(response)
     assert reissued and reissued != old_cookie
-    assert b64decode(reissued)[1:5] == _kid(NEW_SECRET) == h.mw._codec.primary_kid
+    assert b64decode(reissued)[1:5] == _kid(NEW_SECRET) == h.mw.codec.primary_kid
     assert counts == Counter(decrypt=1, encrypt=1)
 
     # The re-issued cookie is the same session (id, created, data) under the new key only.
@@ -770,7 +770,7 @@ def test_b26_two_phase_rotation_across_instances():
 
 def test_b27_middleware_keys_are_derived_not_the_secret():
     h = Harness(reader([]), secret_keys=[SECRET, OLD_SECRET], namespace="shop")
-    assert h.mw._codec.key_ids == [_kid(SECRET, "shop").hex(), _kid(OLD_SECRET, "shop").hex()]
+    assert h.mw.codec.key_ids == [_kid(SECRET, "shop").hex(), _kid(OLD_SECRET, "shop").hex()]
     assert _kid(SECRET, "shop") != _kid(SECRET)
     for secret in (SECRET, OLD_SECRET):
         kid, k_aead, k_store = derive_keys(secret.encode(), "shop")

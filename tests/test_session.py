@@ -59,8 +59,8 @@ class Rig(Harness):
         return value
 
     def open(self, value: str) -> dict:
-        plaintext, _ = self.mw._codec.open(value, "data", self.mw.cookie_name)
-        return self.mw._serializer.loads(plaintext)
+        plaintext, _ = self.mw.codec.open(value, "data", self.mw.cookie_name)
+        return self.mw.options.serializer.loads(plaintext)
 
 
 def outcome(response) -> str:
@@ -97,7 +97,7 @@ def open_spy(monkeypatch, rig):
         return spy
 
     monkeypatch.setattr(TokenCodec, "opener", opener)
-    rig.mw._open_token = rig.mw._codec.opener(rig.mw._purpose, rig.mw._binding)
+    rig.__init__()  # a middleware built now binds the spying opener
     return calls
 
 
@@ -480,7 +480,7 @@ def test_expires_at_is_now_plus_max_age_after_a_save():
     assert seen["before_save"] == T0 + 650
     assert seen["/write"] == T0 + 650
     token = cookie_value(response)
-    plaintext, _ = h.mw._codec.open(token, "data", "session")
+    plaintext, _ = h.mw.codec.open(token, "data", "session")
     assert json.loads(plaintext)["e"] == T0 + 650
     assert max_age_of(response) == 600
     # A later request that does not save reports the saved expiry, not a new one.
@@ -1145,7 +1145,7 @@ def test_repr_shows_no_data_and_no_id(rig):
 def test_session_metadata_is_json_in_the_token(rig):
     # The token plaintext is the documented compact JSON object (c, e, s, d).
     cookie = rig.token({"a": 1})
-    plaintext, _ = rig.mw._codec.open(cookie, "data", "session")
+    plaintext, _ = rig.mw.codec.open(cookie, "data", "session")
     assert json.loads(plaintext) == {
         "c": T0,
         "e": T0 + 86400,

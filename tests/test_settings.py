@@ -70,15 +70,15 @@ def test_every_option_from_strings():
     assert mw.auto_commit is True and mw.overwrite is False and mw.httponly is True
     assert mw.secure is None and mw.samesite == "Strict" and mw.domain is None
     assert mw.rolling is True and mw.renew is False and mw.partitioned is False
-    assert isinstance(mw._serializer, JSONSerializer)
+    assert isinstance(mw.options.serializer, JSONSerializer)
     assert isinstance(mw.store, MemoryStore)
     assert isinstance(mw.external_key, HeaderKey) and mw.external_key.name == "X-Session-Token"
-    assert mw._genid is fixed_id and mw._valid is always_valid
+    assert mw.options.genid is fixed_id and mw.options.valid is always_valid
     assert mw.prefix == "app:" and mw.on_store_error == "ignore"
     assert mw.environ_key == "wsgisession.session" and mw.namespace == "shop"
     assert mw.commit_on_error is True and mw.cache_control is False
-    assert mw.max_cookie_size == 2048 and mw._clock is time.time
-    assert len(mw._codec.key_ids) == 2
+    assert mw.max_cookie_size == 2048 and mw.options.clock is time.time
+    assert len(mw.codec.key_ids) == 2
 
 
 def fixed_id(environ):

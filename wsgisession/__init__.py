@@ -11,7 +11,9 @@ from .errors import (
 )
 from .events import SessionEvent
 from .external import HeaderKey
+from .manager import CookieUpdate, SessionManager
 from .middleware import SessionMiddleware
+from .options import Options
 from .serializers import JSONSerializer
 from .session import Session
 from .stores import MemoryStore, Store
@@ -20,6 +22,9 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "SessionMiddleware",
+    "SessionManager",
+    "CookieUpdate",
+    "Options",
     "Session",
     "SessionEvent",
     "HeaderKey",

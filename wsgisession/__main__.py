@@ -20,9 +20,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .codec import TokenCodec
 from .cookies import find_cookie
 from .errors import ConfigurationError, InvalidToken
+from .payload import UNSET
 
 EXIT_INVALID = 1
 EXIT_EXPIRED = 2
@@ -45,8 +45,8 @@ def _genkey(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    # Imported here: the middleware pulls in WebOb, which genkey does not need.
-    from .middleware import SessionMiddleware
+    # Imported here: the manager pulls in WebOb, which genkey does not need.
+    from . import JSONSerializer, SessionManager
 
     value = args.cookie.strip()
     if "=" in value.rstrip("="):
@@ -55,9 +55,7 @@ def _inspect(args: argparse.Namespace) -> int:
     # argv arrives decoded with surrogate escapes: give the library the original bytes.
     secret_keys = [os.fsencode(secret) for secret in args.secret_key]
     try:
-        codec = TokenCodec(secret_keys, args.namespace)
-        inspector = SessionMiddleware(
-            lambda e, s: [],
+        inspector = SessionManager(
             secret_keys=secret_keys,
             cookie_name=args.cookie_name,
             namespace=args.namespace,
@@ -66,44 +64,44 @@ def _inspect(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    now = time.time()
     try:
-        data, meta, kid = inspector._open(value, now)
+        payload = inspector.decode(value, now=time.time())
     except InvalidToken as exc:
-        messages = {
-            "too_long": "the cookie is longer than 4096 characters",
-            "malformed": "the cookie is not base64url (malformed)",
-            "short": "the cookie is too short to be a token (malformed)",
-            "version": "unknown token format version (malformed)",
-            "tampered": "the cookie failed authentication: tampered, or sealed for another "
-            "cookie name or namespace",
-            "unknown_kid": "the cookie was sealed with a key not in --secret-key",
-            "decode": "the payload is not valid for the serializer",
-            "schema": "the payload does not have the session schema",
-            "future": "the cookie claims to be created in the future",
-            "idle": "the session has expired",
-            "absolute": "the session passed its absolute lifetime",
-        }
-        print(f"invalid cookie: {messages.get(exc.reason, exc.reason)}", file=sys.stderr)
+        print(f"invalid cookie: {_REASONS.get(exc.reason, exc.reason)}", file=sys.stderr)
         if exc.event == "expired":
             return EXIT_EXPIRED
         if exc.event == "unknown_key":
             return EXIT_UNKNOWN_KEY
         return EXIT_INVALID
-    from .serializers import _pack
-
     report: dict[str, Any] = {
-        "data": _pack(data, ()),
-        "created": meta["c"],
-        "expires": meta.get("e"),
-        "absolute_expires": meta.get("a"),
-        "max_age": meta.get("m", "default"),
-        "key_id": kid.hex(),
+        # The tagged JSON form (tuples, bytes, datetimes... as the cookie holds them).
+        "data": json.loads(JSONSerializer().dumps(payload.data)),
+        "created": payload.created,
+        "expires": payload.expires,
+        "absolute_expires": payload.absolute,
+        "max_age": "default" if payload.max_age is UNSET else payload.max_age,
+        "key_id": payload.kid.hex(),
         "purpose": "data",
-        "would_rekey": kid != codec.primary_kid,
+        "would_rekey": payload.kid != inspector.codec.primary_kid,
     }
     print(json.dumps(report, indent=2, sort_keys=True))
     return 0
+
+
+_REASONS = {
+    "too_long": "the cookie is longer than 4096 characters",
+    "malformed": "the cookie is not base64url (malformed)",
+    "short": "the cookie is too short to be a token (malformed)",
+    "version": "unknown token format version (malformed)",
+    "tampered": "the cookie failed authentication: tampered, or sealed for another "
+    "cookie name or namespace",
+    "unknown_kid": "the cookie was sealed with a key not in --secret-key",
+    "decode": "the payload is not valid for the serializer",
+    "schema": "the payload does not have the session schema",
+    "future": "the cookie claims to be created in the future",
+    "idle": "the session has expired",
+    "absolute": "the session passed its absolute lifetime",
+}
 
 
 class _Exit(Exception):
@@ -151,8 +149,11 @@ def _probe(store: Any) -> None:
     """Fail at start, not on every request, when the store cannot be reached."""
     from . import StoreError
 
+    ping = getattr(store, "ping", None)
+    if ping is None:  # MemoryStore: nothing to reach
+        return
     try:
-        store.get("wsgisession:demo:probe")
+        ping()
     except StoreError as exc:  # names the command, error class and host:port, no password
         raise _Exit(EXIT_UNAVAILABLE, f"the --store Redis is unreachable: {exc}") from None
     except ValueError:  # a host name that cannot be encoded (IDNA), e.g. "a..b"

@@ -41,7 +41,16 @@ try:  # pragma: no cover - exercised only on old cryptography releases
 except ImportError:  # pragma: no cover
     AESGCMSIV = None  # type: ignore[assignment,misc]
 
-__all__ = ["TokenCodec", "derive_keys", "b64encode", "b64decode", "MAX_TOKEN_CHARS"]
+__all__ = [
+    "TokenCodec",
+    "check_secrets",
+    "check_namespace",
+    "derive_keys",
+    "b64encode",
+    "b64decode",
+    "MAX_TOKEN_CHARS",
+    "PURPOSES",
+]
 
 VERSION = 0x01
 _VERSION_BYTE = bytes([VERSION])
@@ -158,6 +167,30 @@ def _secret_bytes(secret: object, index: int) -> bytes:
     return raw
 
 
+def check_secrets(secret_keys: object) -> list[bytes]:
+    """The secrets as bytes, first = current.
+
+    :raises ConfigurationError: (option ``secret_keys``) for anything but a non-empty
+        sequence of ``str``/``bytes`` secrets of at least 32 bytes each.
+    """
+    if isinstance(secret_keys, (str, bytes, bytearray)) or not isinstance(secret_keys, Sequence):
+        raise ConfigurationError(
+            "secret_keys must be a list of secrets (first = current), not "
+            f"{type(secret_keys).__name__}",
+            "secret_keys",
+        )
+    if not secret_keys:
+        raise ConfigurationError("secret_keys must contain at least one secret", "secret_keys")
+    return [_secret_bytes(secret, index) for index, secret in enumerate(secret_keys)]
+
+
+def check_namespace(namespace: object) -> str:
+    """:raises ConfigurationError: unless ``namespace`` matches ``[A-Za-z0-9._-]{1,64}``."""
+    if not isinstance(namespace, str) or _NAMESPACE_RE.fullmatch(namespace) is None:
+        raise ConfigurationError("namespace must match [A-Za-z0-9._-]{1,64}", "namespace")
+    return namespace
+
+
 class TokenCodec:
     """Seal and open v1 tokens with a list of secrets (first = current).
 
@@ -172,24 +205,14 @@ class TokenCodec:
     __slots__ = ("namespace", "primary_kid", "_aead", "_store", "_ad_tail", "_tails")
 
     def __init__(self, secret_keys: Sequence[str | bytes], namespace: str = "default") -> None:
-        if isinstance(secret_keys, (str, bytes, bytearray)) or not isinstance(
-            secret_keys, Sequence
-        ):
-            raise ConfigurationError(
-                "secret_keys must be a list of secrets (first = current), not "
-                f"{type(secret_keys).__name__}",
-                "secret_keys",
-            )
-        if not secret_keys:
-            raise ConfigurationError("secret_keys must contain at least one secret", "secret_keys")
-        if not isinstance(namespace, str) or _NAMESPACE_RE.fullmatch(namespace) is None:
-            raise ConfigurationError("namespace must match [A-Za-z0-9._-]{1,64}", "namespace")
+        secrets = check_secrets(secret_keys)
+        check_namespace(namespace)
         _self_test()
         self.namespace = namespace
         self._aead: dict[bytes, AESGCMSIV] = {}
         self._store: dict[bytes, AESGCMSIV] = {}
-        for index, secret in enumerate(secret_keys):
-            kid, k_aead, k_store = derive_keys(_secret_bytes(secret, index), namespace)
+        for index, secret in enumerate(secrets):
+            kid, k_aead, k_store = derive_keys(secret, namespace)
             if kid in self._aead:
                 raise ConfigurationError(
                     f"secret_keys[{index}] repeats an earlier secret (or its key id "
@@ -224,22 +247,61 @@ class TokenCodec:
     def __repr__(self) -> str:
         return f"<TokenCodec namespace={self.namespace!r} key_ids={self.key_ids!r}>"
 
-    # -- raw bytes ----------------------------------------------------------------
+    # -- sealing: one implementation ---------------------------------------------------
 
-    def seal_bytes(
-        self, plaintext: bytes, purpose: str, binding: str, *, _nonce: bytes | None = None
-    ) -> bytes:
-        """Seal ``plaintext`` under the primary key; return the raw token bytes.
+    def raw_sealer(
+        self, purpose: str, binding: str, *, _nonce: bytes | None = None
+    ) -> Callable[[bytes], bytes]:
+        """``seal(plaintext) -> raw token bytes`` for one purpose and binding, under the
+        primary key, with the header and associated data bound once. Every token and
+        record is sealed here (:meth:`sealer`, :meth:`seal`, :meth:`seal_bytes`).
 
         ``_nonce`` exists only for golden-vector tests; production code never passes it.
         """
         kid = self.primary_kid
         header = _VERSION_BYTE + kid
-        nonce = os.urandom(NONCE_SIZE) if _nonce is None else _nonce
-        aead = self._store[kid] if purpose == "store" else self._aead[kid]
-        return (
-            header + nonce + aead.encrypt(nonce, plaintext, header + self._tail(purpose, binding))
-        )
+        keys = self._store if purpose == "store" else self._aead
+        ad = header + self._tail(purpose, binding)
+        nonce_of: Callable[[int], bytes] = os.urandom
+        if _nonce is not None:
+            fixed = _nonce
+
+            def nonce_of(size: int) -> bytes:
+                return fixed
+
+        def seal_raw(plaintext: bytes) -> bytes:
+            nonce = nonce_of(NONCE_SIZE)
+            return header + nonce + keys[kid].encrypt(nonce, plaintext, ad)
+
+        return seal_raw
+
+    def sealer(
+        self, purpose: str, binding: str, *, _nonce: bytes | None = None
+    ) -> Callable[[bytes], str]:
+        """``seal(plaintext) -> token text`` (base64url, no padding) over
+        :meth:`raw_sealer`: the middleware binds one per purpose and cookie/header."""
+        seal_raw = self.raw_sealer(purpose, binding, _nonce=_nonce)
+        encode, alphabet = _pb_encode, _URLSAFE
+
+        def seal(plaintext: bytes) -> str:
+            return encode(seal_raw(plaintext), alphabet).rstrip(b"=").decode()
+
+        return seal
+
+    def seal_bytes(
+        self, plaintext: bytes, purpose: str, binding: str, *, _nonce: bytes | None = None
+    ) -> bytes:
+        """Seal ``plaintext`` under the primary key; return the raw token bytes (store
+        records; their binding, the store key, differs per session)."""
+        return self.raw_sealer(purpose, binding, _nonce=_nonce)(plaintext)
+
+    def seal(
+        self, plaintext: bytes, purpose: str, binding: str, *, _nonce: bytes | None = None
+    ) -> str:
+        """Seal ``plaintext`` and return the base64url token text."""
+        return self.sealer(purpose, binding, _nonce=_nonce)(plaintext)
+
+    # -- opening ---------------------------------------------------------------------
 
     def open_bytes(self, raw: bytes, purpose: str, binding: str) -> tuple[bytes, bytes]:
         """Open raw token bytes; return ``(plaintext, kid)``.
@@ -249,14 +311,6 @@ class TokenCodec:
         table = self._store if purpose == "store" else self._aead
         return _open_raw(raw, table, self._tail(purpose, binding))
 
-    # -- text tokens (cookies, headers) ------------------------------------------
-
-    def seal(
-        self, plaintext: bytes, purpose: str, binding: str, *, _nonce: bytes | None = None
-    ) -> str:
-        """Seal ``plaintext`` and return the base64url token text."""
-        return b64encode(self.seal_bytes(plaintext, purpose, binding, _nonce=_nonce))
-
     def open(self, token: str, purpose: str, binding: str) -> tuple[bytes, bytes]:
         """Open a base64url token; return ``(plaintext, kid)``.
 
@@ -264,25 +318,6 @@ class TokenCodec:
             ``version``, ``tampered`` or (event ``unknown_key``) ``unknown_kid``.
         """
         return self.opener(purpose, binding)(token)
-
-    # -- per-binding fast paths (the middleware's hot path) -------------------------
-
-    def sealer(self, purpose: str, binding: str) -> Callable[[bytes], str]:
-        """``seal(plaintext) -> token`` for one purpose and binding, with the primary
-        key, header and associated data bound once: what :meth:`seal` does, in one
-        Python call per token."""
-        kid = self.primary_kid
-        header = _VERSION_BYTE + kid
-        keys = self._store if purpose == "store" else self._aead
-        ad = header + self._tail(purpose, binding)
-        urandom, encode, alphabet = os.urandom, _pb_encode, _URLSAFE
-
-        def seal(plaintext: bytes) -> str:
-            nonce = urandom(NONCE_SIZE)
-            raw = header + nonce + keys[kid].encrypt(nonce, plaintext, ad)
-            return encode(raw, alphabet).rstrip(b"=").decode()
-
-        return seal
 
     def opener(self, purpose: str, binding: str) -> Callable[[str], tuple[bytes, bytes]]:
         """``open(token) -> (plaintext, kid)`` for one purpose and binding: what

@@ -17,10 +17,23 @@ from __future__ import annotations
 import datetime
 import re
 import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from webob.cookies import Morsel
 
-__all__ = ["find_cookie", "CookieWriter", "MAX_CANDIDATES", "valid_cookie_name", "valid_domain"]
+from .errors import WSGISessionError
+
+__all__ = [
+    "find_cookie",
+    "CookieWriter",
+    "CookiePolicy",
+    "CookieUpdate",
+    "MAX_CANDIDATES",
+    "valid_cookie_name",
+    "valid_domain",
+    "valid_path",
+]
 
 #: At most this many copies of our cookie are considered per request.
 MAX_CANDIDATES = 4
@@ -225,3 +238,127 @@ class CookieWriter:
             f"{self.name}=; {self._domain_part}Max-Age=0; {self._path_part}; "
             f"expires={http_date(0)}{self._flags}"
         )
+
+
+#: Writers cached for per-request domains (a callable ``domain``) before the cache is reset.
+MAX_WRITERS = 64
+
+
+class CookiePolicy:
+    """Our cookie's attributes for one request: Secure or not, and which Domain.
+
+    ``secure=None`` marks the cookie Secure on https requests (``wsgi.url_scheme``),
+    ``always_secure`` on every request; a callable ``domain`` is asked per request
+    (``domain(environ) -> str | None``). The writers for a fixed domain are built here,
+    at construction, so a bad combination fails early.
+    """
+
+    __slots__ = (
+        "name",
+        "_path",
+        "_httponly",
+        "_samesite",
+        "_partitioned",
+        "_secure",
+        "_always_secure",
+        "_domain",
+        "_writers",
+        "_plain",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: str,
+        domain: str | Callable[[dict[str, Any]], str | None] | None,
+        secure: bool | None,
+        always_secure: bool,
+        httponly: bool,
+        samesite: str | None,
+        partitioned: bool,
+    ) -> None:
+        self.name = name
+        self._path = path
+        self._httponly = httponly
+        self._samesite = samesite
+        self._partitioned = partitioned
+        self._secure = secure
+        self._always_secure = always_secure
+        self._domain = domain
+        self._writers: dict[tuple[str | None, bool], CookieWriter] = {}
+        #: Writers for a fixed domain-less cookie, by "secure" (the common case).
+        self._plain: tuple[CookieWriter | None, CookieWriter | None] = (None, None)
+        if not callable(domain):
+            for flag in (True,) if always_secure else (False, True):
+                self.writer(domain, flag)
+            if domain is None:
+                self._plain = (self._writers.get((None, False)), self._writers.get((None, True)))
+
+    def writer(self, domain: str | None, secure: bool) -> CookieWriter:
+        """The (cached) writer for one domain and Secure flag."""
+        key = (domain, secure)
+        writer = self._writers.get(key)
+        if writer is None:
+            if len(self._writers) >= MAX_WRITERS:
+                self._writers.clear()
+            writer = self._writers[key] = CookieWriter(
+                self.name,
+                path=self._path,
+                domain=domain,
+                secure=secure,
+                httponly=self._httponly,
+                samesite=self._samesite,
+                partitioned=self._partitioned,
+            )
+        return writer
+
+    def writer_for(self, environ: dict[str, Any]) -> CookieWriter:
+        """The writer for this request."""
+        secure = self._always_secure or (
+            self._secure is None and environ.get("wsgi.url_scheme") == "https"
+        )
+        domain = self._domain
+        if domain is None:
+            writer = self._plain[secure]
+            if writer is not None:
+                return writer
+        elif callable(domain):
+            domain = domain(environ)
+            if domain is not None and (not isinstance(domain, str) or not valid_domain(domain)):
+                raise WSGISessionError("the domain callable returned an invalid domain")
+        return self.writer(domain, secure)
+
+    def is_ours(self, header: str, value: str) -> bool:
+        """Whether a response header is a ``Set-Cookie`` for our cookie name."""
+        return (
+            len(header) == 10
+            and header.lower() == "set-cookie"
+            and value.partition("=")[0].strip() == self.name
+        )
+
+    @property
+    def writer_count(self) -> int:
+        """How many writers are cached (bounded by :data:`MAX_WRITERS`)."""
+        return len(self._writers)
+
+
+class CookieUpdate(NamedTuple):
+    """What a response must carry for its session (from :meth:`~SessionManager.save_session`).
+
+    ``value`` is the token (``""``: a deletion); ``max_age`` the ``Max-Age`` in seconds
+    (``None``: a browser-session cookie; ``0``: a deletion); ``expires`` the matching
+    ``Expires`` as Unix seconds (``None`` with ``max_age=None``); ``header`` the whole
+    ``Set-Cookie`` value with the configured attributes (with ``external_key``: the
+    header's value, i.e. the token).
+    """
+
+    value: str
+    max_age: int | None
+    expires: int | None
+    header: str
+
+    @property
+    def deletion(self) -> bool:
+        """True when the response clears the session cookie (or header)."""
+        return self.value == ""

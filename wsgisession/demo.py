@@ -258,7 +258,7 @@ def _session_page(environ: WSGIEnvironment) -> Reply:
         "cookie name": mw.cookie_name,
         "HttpOnly": mw.httponly,
         "SameSite": mw.samesite,
-        "Secure": "always" if mw._always_secure else "on https",
+        "Secure": "always" if mw.always_secure else "on https",
         "Path": mw.path,
     }
     body = "".join(

@@ -13,9 +13,14 @@ Event names: ``missed``, ``invalid``, ``expired``, ``unknown_key``, ``rotated``,
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SessionEvent", "session_id_hash", "EVENT_NAMES"]
+__all__ = ["SessionEvent", "session_id_hash", "EVENT_NAMES", "LEVELS", "Emitter", "logger"]
+
+#: The library's logger: every event is logged here at its level (:data:`LEVELS`).
+logger = logging.getLogger("wsgisession")
 
 EVENT_NAMES = frozenset(
     {
@@ -36,6 +41,27 @@ EVENT_NAMES = frozenset(
         "destroyed",
     }
 )
+
+
+#: The log level of each event: rejections and failures are warnings, lifecycle steps
+#: debug, the rest info.
+LEVELS: dict[str, int] = {
+    **{name: logging.INFO for name in EVENT_NAMES},
+    **{
+        name: logging.WARNING
+        for name in (
+            "invalid",
+            "unknown_key",
+            "duplicate",
+            "too_large",
+            "store_error",
+            "interrupted",
+            "late_write",
+            "insecure_transport",
+        )
+    },
+    **{name: logging.DEBUG for name in ("created", "regenerated", "destroyed")},
+}
 
 
 def session_id_hash(session_id: str) -> str:
@@ -77,3 +103,62 @@ class SessionEvent:
             f"SessionEvent(name={self.name!r}, reason={self.reason!r}, "
             f"session_id_hash={self.session_id_hash!r})"
         )
+
+
+class Emitter:
+    """Logs events on :data:`logger` and hands them to an ``on_event`` callback.
+
+    When neither the logger (at the event's level) nor a callback listens, nothing is
+    computed: not even the id's hash. A failing callback is logged, never raised.
+    """
+
+    __slots__ = ("on_event",)
+
+    def __init__(self, on_event: Callable[[SessionEvent], None] | None = None) -> None:
+        self.on_event = on_event
+
+    def listening(self, name: str) -> bool:
+        """Whether anyone would receive an event ``name`` now."""
+        return self.on_event is not None or logger.isEnabledFor(LEVELS[name])
+
+    def emit(
+        self,
+        name: str,
+        environ: dict[str, Any],
+        session_id: str | None,
+        reason: str,
+        cause: BaseException | None = None,
+    ) -> None:
+        """Log and deliver one event. ``cause`` (a store failure) goes into the log line
+        only: its message and the backend's exception class, never session data."""
+        level = LEVELS[name]
+        logged = logger.isEnabledFor(level)
+        if not logged and self.on_event is None:
+            return  # nobody listens: skip hashing the id
+        id_hash = None if session_id is None else session_id_hash(session_id)
+        if logged:
+            if cause is None:
+                logger.log(level, "session %s: %s (session %s)", name, reason, id_hash or "-")
+            else:
+                logger.log(
+                    level,
+                    "session %s: %s (session %s): %s",
+                    name,
+                    reason,
+                    id_hash or "-",
+                    describe_failure(cause),
+                )
+        if self.on_event is not None:
+            try:
+                self.on_event(SessionEvent(name, environ, id_hash, reason))
+            except Exception:
+                logger.exception("on_event callback failed for a %s event", name)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A store failure in one line: its message, and the backend's exception class."""
+    text = str(exc) or type(exc).__name__
+    original = getattr(exc, "original_error", None)
+    if original is not None and type(original).__name__ not in text:
+        text = f"{text} [{type(original).__name__}]"
+    return text

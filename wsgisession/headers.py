@@ -1,8 +1,9 @@
 """Response-header helpers and the closing iterable (PEP 3333 plumbing).
 
-Nothing here knows about sessions beyond a callback: ``merge_vary`` adds a field to
-``Vary``, ``make_private`` keeps shared caches away from responses that set a cookie,
-and ``ClosingIterable`` forwards ``close()`` once and then runs a callback.
+``add_session_headers`` merges a session's headers into the application's,
+``merge_vary`` adds a field to ``Vary``, ``make_private`` keeps shared caches away
+from responses that set a cookie, and ``ClosingIterable`` forwards ``close()`` once
+and then runs a callback.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["merge_vary", "make_private", "ClosingIterable", "CDN_FIELDS"]
+__all__ = ["add_session_headers", "merge_vary", "make_private", "ClosingIterable", "CDN_FIELDS"]
 
 
 def merge_vary(headers: list[tuple[str, str]], field: str) -> None:
@@ -95,17 +96,68 @@ def make_private(headers: list[tuple[str, str]]) -> list[str]:
     return reasons
 
 
-class ClosingIterable:
-    """The application's iterable with ``close()`` forwarded, then a callback, once."""
+#: Response headers add_session_headers may have to merge with, and their lengths (a
+#: cheap filter before lower-casing each name).
+_HEADERS_WE_EDIT = frozenset({"vary", "set-cookie", "cache-control", *CDN_FIELDS})
+_HEADER_LENGTHS = frozenset(len(name) for name in _HEADERS_WE_EDIT)
+_PRIVATE = ("Cache-Control", "private")
 
-    __slots__ = ("_app_iter", "_callback", "_session", "_closed")
+
+def add_session_headers(
+    headers: list[tuple[str, str]],
+    vary: tuple[str, str],
+    value: str | None,
+    *,
+    external_key: Any,
+    is_ours: Callable[[str, str], bool] | None,
+    cache_control: bool,
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """A copy of the application's ``headers`` with a touched session's own: ``vary``
+    (``("Vary", "Cookie")`` or the external key's header) merged into ``Vary``, and,
+    when ``value`` is not ``None``, our ``Set-Cookie`` (or ``external_key.set``)
+    replacing the application's own for our name (``is_ours``; ``None``: keep them),
+    plus ``Cache-Control: private`` (``cache_control``). Also returns the reasons of
+    what :func:`make_private` overrode."""
+    for name, _ in headers:
+        if len(name) in _HEADER_LENGTHS and name.lower() in _HEADERS_WE_EDIT:
+            break
+    else:
+        # No Vary, Set-Cookie or Cache-Control yet (the common case): append ours.
+        if value is None:
+            return [*headers, vary], []
+        if external_key is not None:
+            out = [*headers, vary]
+            external_key.set(out, value)
+        else:
+            out = [*headers, vary, ("Set-Cookie", value)]
+        if cache_control:
+            out.append(_PRIVATE)
+        return out, []
+    out = list(headers)
+    merge_vary(out, vary[1])
+    if value is None:
+        return out, []
+    if external_key is not None:
+        external_key.set(out, value)
+    else:
+        if is_ours is not None:
+            out = [h for h in out if not is_ours(*h)]
+        out.append(("Set-Cookie", value))
+    return out, make_private(out) if cache_control else []
+
+
+class ClosingIterable:
+    """The application's iterable with ``close()`` forwarded, then
+    ``callback(argument)``, once."""
+
+    __slots__ = ("_app_iter", "_callback", "_argument", "_closed")
 
     def __init__(
-        self, app_iter: Iterable[bytes], callback: Callable[[Any], None], session: Any
+        self, app_iter: Iterable[bytes], callback: Callable[[Any], None], argument: Any
     ) -> None:
         self._app_iter = app_iter
         self._callback = callback
-        self._session = session
+        self._argument = argument
         self._closed = False
 
     def __iter__(self) -> Any:
@@ -120,4 +172,4 @@ class ClosingIterable:
             if close is not None:
                 close()
         finally:
-            self._callback(self._session)
+            self._callback(self._argument)

@@ -40,7 +40,7 @@ from typing import Any, Protocol, cast
 
 from .errors import SerializationError
 
-__all__ = ["Serializer", "JSONSerializer"]
+__all__ = ["Serializer", "JSONSerializer", "same_content"]
 
 
 class Serializer(Protocol):
@@ -265,3 +265,25 @@ class JSONSerializer:
 
     def __repr__(self) -> str:
         return "JSONSerializer()"
+
+
+def same_content(serializer: Serializer, before: bytes, after: bytes) -> bool:
+    """Whether two serialized forms hold the same data, key order aside, for any
+    serializer: equal bytes, or decoded values equal *and of the same types* all the
+    way down (``1``, ``1.0`` and ``True`` differ; so do a ``tuple`` and a ``list``)."""
+    if before == after:
+        return True
+    try:
+        return _strictly_equal(serializer.loads(before), serializer.loads(after))
+    except Exception:
+        return False
+
+
+def _strictly_equal(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_strictly_equal(v, b[k]) for k, v in a.items())
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(_strictly_equal, a, b))
+    return bool(a == b)

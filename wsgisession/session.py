@@ -1,139 +1,130 @@
-"""The session object found at ``environ["session"]``.
-
-A :class:`Session` is a lazy :class:`~collections.abc.MutableMapping`: nothing is
-parsed or decrypted until the application first reads or writes it. It records what
-the request did (``accessed``, ``changed``, forced saves, regeneration, destruction)
-so the middleware can decide, at ``start_response``, whether to send a cookie.
-
-Nested changes (``session["cart"].append(x)``) are detected without
-``modified = True``: when a mutable value is handed out, the session keeps the
-serialized form it had, and compares it with the serialized form at commit.
+"""The session object found at ``environ["session"]``: a lazy
+:class:`~collections.abc.MutableMapping`, opened on first touch, that records what
+the request did so its owner (a :class:`~wsgisession.SessionManager`) can decide at
+commit whether to send a cookie. Nested changes are detected by comparing the
+serialized data at commit with a snapshot taken when a mutable value was handed out.
+Every change of its state is a method of :class:`Session` (its owner calls them), but
+for the binding to a request in ``SessionMiddleware.__call__`` (``_PER_REQUEST``).
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
-import math
 import uuid
 from collections.abc import Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import ConfigurationError, WSGISessionError
-from .events import session_id_hash
+from .errors import WSGISessionError
+from .events import Emitter, session_id_hash
+from .payload import UNSET, Payload, absolute_of, coerce_lifetime, expiry_of, lifetime_of
+from .serializers import same_content
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .middleware import SessionMiddleware
+if TYPE_CHECKING:  # pragma: no cover - types only; options never imports session
+    from .options import Options
 
-__all__ = ["Session"]
+__all__ = ["Session", "SessionOwner"]
 
 #: Value types that cannot be changed in place; handing them out needs no snapshot.
 _IMMUTABLE = frozenset(
-    {
-        str,
-        int,
-        float,
-        bool,
-        type(None),
-        bytes,
-        datetime.datetime,
-        datetime.date,
-        uuid.UUID,
-        decimal.Decimal,
-    }
+    {str, int, float, bool, type(None), bytes}
+    | {datetime.datetime, datetime.date, uuid.UUID, decimal.Decimal}
 )
+#: The identity fields; forgetting them returns a session to a brand-new one's.
+_IDENTITY: tuple[str, ...] = ("_is_new", "_incoming", "_expires", "_absolute", "_max_age", "_rekey")
+_IDENTITY += ("_record_rekey", "_store_key", "_snapshot", "_modified", "_force")
+_UNCOMPARABLE = b"\x00uncomparable"  # snapshot of unserializable data: always "changed"
+_NO_ENVIRON: Any = MappingProxyType({})  # what a detached, loaded session holds
 
 
-class _Unset:
-    __slots__ = ()
+class SessionOwner(Protocol):
+    """What a session asks of the manager that made it; nothing else."""
 
-    def __repr__(self) -> str:
-        return "UNSET"
+    options: Options
+    emitter: Emitter
+    environ_key: str  # options.environ_key, read on every request
+    late_saves: bool  # store mode: changes after the headers are saved at close()
 
+    def _load(self, session: Session) -> dict[str, Any]: ...  # first touch: open the token
 
-#: Marks "no per-session max_age": the middleware's option applies.
-UNSET: Any = _Unset()
-#: Snapshot marker for data that could not be serialized: always counts as changed.
-_UNCOMPARABLE = b"\x00uncomparable"
+    def new_id(self, environ: dict[str, Any]) -> str: ...
 
+    def session_headers(
+        self, session: Session, status: str, headers: list[tuple[str, str]], exc_info: Any
+    ) -> list[tuple[str, str]]: ...  # commit, for a WSGI response
 
-def coerce_max_age(value: Any, option: str = "max_age") -> int | None:
-    """Validate a lifetime (seconds as int/float, or a timedelta) and return int seconds."""
-    if value is None:
-        return None
-    if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigurationError(
-            f"{option} must be seconds (int/float), a timedelta or None, not "
-            f"{type(value).__name__}",
-            option,
-        )
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(f"{option} must be greater than 0 (or None)", option)
-    return math.ceil(seconds)
+    def _late_write(self, session: Session) -> None: ...  # a change after the headers
 
 
 class Session(MutableMapping[str, Any]):
-    """A request's session: dict API plus lifecycle controls.
+    """A request's session: the dict API plus lifecycle controls.
 
-    Created by :class:`~wsgisession.SessionMiddleware` for each request; applications
-    never build one themselves.
+    Sessions are made by a :class:`~wsgisession.SessionManager` (the middleware is
+    one): ``environ["session"]`` in a WSGI application, or
+    :meth:`~wsgisession.SessionManager.open_session` elsewhere.
+
+    **Invariants.** ``_data is None`` until the first touch loads the session; from
+    then on ``_id``/``_created`` are set. ``_is_new`` is true until the session is
+    saved or came in valid. ``_max_age`` is :data:`~wsgisession.payload.UNSET`
+    (the configured ``max_age`` applies), ``None`` (browser session) or seconds.
+    ``_snapshot`` (the serialized data when a mutable value was handed out) is only
+    kept while ``_modified`` is false. ``_committed`` is true once the response's
+    headers are decided; later changes are "late" (``_late``). Store mode:
+    ``_incoming_key`` is the record the request's token named, ``_store_key`` the
+    record this session lives in (``None``: not written yet, or destroyed),
+    ``_moved_from`` the record ``regenerate()`` will replace, ``_doomed`` the records
+    to delete at commit.
     """
 
-    # Defaults live on the class, so a request that never touches its session pays
-    # for a few attribute stores, not thirty (the middleware sets the handful that
-    # every request reads on the instance).
+    #: The fields ``SessionMiddleware.__call__`` sets inline on each new session (and
+    #: releases at the end of the response): the only ones set outside this class.
+    _PER_REQUEST: tuple[str, ...] = ("_owner", "_environ", "_data", "accessed", "_committed")
+    _PER_REQUEST += ("_server_start_response",)
+
+    # Defaults live on the class: an untouched session pays for the stores above only.
     _data: dict[str, Any] | None = None
     #: True once the request read or wrote the session (anything that loads it).
     accessed = False
-    _modified = False
+    # change tracking, commit
+    _modified = _force = _commit_requested = _late = _committed = _failed = False
     _snapshot: bytes | None = None
     _late_snapshot: bytes | None = None
-    _force = False
-    _commit_requested = False
-    _invalidated = False
-    _committed = False
-    _late = False
-    _sent_cookie: str | None = None
-    _sent_deletion = False
+    _invalidated = _destroy_late = False
+    _sent: Any = None  # the CookieUpdate of the first commit, if any
+    _tokens: list[str] | None = None  # the request's tokens, when given to open_session
+    # store mode
     _incoming_key: str | None = None
     _store_key: str | None = None
-    _unavailable = False
-    _record_rekey = False
-    _doomed: tuple[str, ...] | list[str] = ()
-    _destroy_late = False
-    _failed = False
     _moved_from: str | None = None
-
-    # What a brand-new session starts with (see _init_fresh).
+    _doomed: tuple[str, ...] = ()
+    _unavailable = _record_rekey = False
+    # identity (what a brand-new session starts with)
     _is_new = True
-    _incoming = False
+    _incoming = _rekey = False
     _expires: int | None = None
     _absolute: int | None = None
     _max_age: Any = UNSET  # int | None | UNSET
-    _rekey = False
 
-    _mw: SessionMiddleware
+    _owner: SessionOwner
     _environ: dict[str, Any]
     _id: str
     _created: int
     #: the server's start_response, until the response is over
-    _server_start_response: Any  # StartResponse | None
+    _server_start_response: Any
 
-    # No __init__: ``Session()`` then costs one C-level allocation. The middleware
-    # sets the per-request attributes itself (SessionMiddleware.__call__); code that
-    # opens a session outside it uses _for_request.
+    # No __init__: ``Session()`` then costs one C-level allocation (see _PER_REQUEST).
 
     @classmethod
-    def _for_request(cls, middleware: SessionMiddleware, environ: dict[str, Any]) -> Session:
-        """The session of ``environ``, opened outside the middleware's ``__call__``
-        (the framework adapters' fallbacks)."""
+    def _bind(
+        cls, owner: SessionOwner, environ: dict[str, Any], tokens: list[str] | None
+    ) -> Session:
+        """A session for ``environ`` made outside the middleware's ``__call__``."""
         session = cls()
-        session._mw = middleware
+        session._owner = owner
         session._environ = environ
+        session._server_start_response = None
+        session._tokens = tokens
         return session
 
     def _start_response(
@@ -141,59 +132,136 @@ class Session(MutableMapping[str, Any]):
     ) -> Any:
         """The ``start_response`` the application gets: commits the session into the
         response headers, then calls the server's."""
-        mw = self._mw
+        owner = self._owner
         environ = self._environ
-        if self.accessed or environ.get(mw.environ_key, self) is not self:
-            headers = mw._commit(environ, self, status, headers, exc_info)
+        if self.accessed or environ.get(owner.environ_key, self) is not self:
+            headers = owner.session_headers(self, status, headers, exc_info)
         else:
             self._committed = True
         return self._server_start_response(status, headers, exc_info)
 
-    # -- loading ------------------------------------------------------------------
+    # -- transitions: loading -----------------------------------------------------------
 
     def _load(self) -> dict[str, Any]:
         data = self._data
         if data is None:
-            data = self._mw._load(self)  # which sets ``accessed``
+            self.accessed = True
+            data = self._owner._load(self)
         return data
 
-    def _init_fresh(self, now: float) -> dict[str, Any]:
-        """Become a brand-new empty session (called by the middleware on first load,
-        when nothing else was set yet); return its data."""
+    def _adopt(
+        self, payload: Payload, expires: int | None, rekey: bool, record_rekey: bool
+    ) -> dict[str, Any]:
+        """Become the session a valid token (and record) carried; return its data."""
+        data = payload.data
+        assert data is not None
+        self._data, self._id, self._created = data, payload.sid, payload.created
+        self._is_new, self._incoming = False, True
+        self._expires, self._absolute, self._max_age = expires, payload.absolute, payload.max_age
+        self._rekey, self._record_rekey = rekey, record_rekey
+        return data
+
+    def _start_fresh(self, now: float) -> dict[str, Any]:
+        """Become a brand-new empty session (first load, nothing set yet)."""
         data: dict[str, Any] = {}
         self._data = data
-        self._id = self._mw._new_id(self._environ)
+        self._id = self._owner.new_id(self._environ)
         self._created = int(now)
         return data
 
     def _reset(self, now: float) -> dict[str, Any]:
-        """Like :meth:`_init_fresh`, after a load that got part way (store miss,
-        ``valid()`` said no): everything the load set goes back to a new session's."""
-        self._is_new = True
-        self._incoming = False
-        self._expires = None
-        self._absolute = None
-        self._max_age = UNSET
-        self._rekey = False
-        self._record_rekey = False
-        self._store_key = None
-        self._snapshot = None
-        self._modified = False
-        return self._init_fresh(now)
+        """:meth:`_start_fresh` after a load that got part way (a store miss, ``valid()``)."""
+        self._forget_identity()
+        return self._start_fresh(now)
 
-    def _dump_data(self) -> bytes:
-        assert self._data is not None
-        try:
-            dumped: bytes = self._mw._serializer.dumps(self._data)
-        except Exception:
-            return _UNCOMPARABLE
-        return dumped
+    def _forget_identity(self) -> None:
+        """Every identity field back to a brand-new session's (the class defaults)."""
+        for name in _IDENTITY:
+            self.__dict__.pop(name, None)
+
+    def _pristine(self) -> None:
+        """What ``valid()`` read during the load does not count as a change."""
+        self._snapshot = None
+
+    # -- transitions: store bookkeeping -------------------------------------------------
+
+    def _record_read(self, key: str, *, found: bool, failed: bool = False) -> None:
+        """The request's token named the record ``key``; it was ``found`` (the session
+        lives there), or the store ``failed`` (read-only for this request)."""
+        self._incoming_key = key
+        if found:
+            self._store_key = key
+        self._unavailable = failed
+
+    def _record_written(self, key: str) -> None:
+        self._store_key = key
+        self._moved_from = None
 
     def _doom(self, *keys: str | None) -> None:
         """Mark store records for deletion at commit."""
         doomed = list(self._doomed)
         doomed.extend(k for k in keys if k is not None and k not in doomed)
-        self._doomed = doomed
+        self._doomed = tuple(doomed)
+
+    def _take_doomed(self, *, destroy: bool = False) -> tuple[str, ...]:
+        """The records to delete now, forgotten here (``destroy``: the session's own
+        record too; it then lives in none)."""
+        if destroy:
+            self._doom(self._store_key, self._incoming_key)
+            self._store_key = None
+        doomed, self._doomed = self._doomed, ()
+        return doomed
+
+    # -- transitions: commit --------------------------------------------------------------
+
+    def _begin_commit(self, failed: bool) -> None:
+        self._failed = failed  # an error response: nothing saved late either
+
+    def _end_commit(self, sent: Any) -> None:
+        """The headers are decided: later changes are late."""
+        self._committed = True
+        self._sent = sent
+
+    def _mark_saved(self, expires: int | None, absolute: int | None) -> None:
+        """Saved (or refreshed) just now: clean, no longer new, nothing due."""
+        self._is_new = self._modified = self._force = self._rekey = self._record_rekey = False
+        self._expires, self._absolute, self._snapshot = expires, absolute, None
+
+    def _replace(self, new: dict[str, Any]) -> None:
+        """``environ["session"] = {...}``: equal content, in any key order, is no change."""
+        self._load()
+        before = self._snapshot
+        if before is None or self._modified:
+            before = None if self._modified else self._dump_data()
+        self._data = new
+        after = self._dump_data()
+        serializer = self._owner.options.serializer
+        self._modified = before is None or not same_content(serializer, before, after)
+        self._snapshot = None if self._modified else after
+
+    def _note_late_change(self) -> None:
+        """At ``close()``: a value handed out after the headers went out and changed in
+        place since counts as a late write."""
+        snapshot = self._late_snapshot
+        if snapshot is not None and not self._late and self._dump_data() != snapshot:
+            self._late = True
+            self._owner._late_write(self)
+
+    def _release(self, detach: bool) -> None:
+        """The response is over: drop the server's ``start_response`` and (``detach``,
+        no hook needs it) the environ; an unloaded session keeps the ``Cookie`` header."""
+        self._server_start_response = None
+        if detach:
+            cookie = None if self._data is not None else self._environ.get("HTTP_COOKIE")
+            self._environ = {"HTTP_COOKIE": cookie} if cookie else _NO_ENVIRON
+
+    def _dump_data(self) -> bytes:
+        assert self._data is not None
+        try:
+            dumped: bytes = self._owner.options.serializer.dumps(self._data)
+        except Exception:
+            return _UNCOMPARABLE
+        return dumped
 
     def _expose(self, value: Any) -> Any:
         if type(value) not in _IMMUTABLE:
@@ -207,14 +275,16 @@ class Session(MutableMapping[str, Any]):
     def _touch_write(self) -> None:
         if self._committed and not self._late:
             self._late = True
-            self._mw._late_write(self)
+            self._owner._late_write(self)
         self._modified = True
 
     # -- MutableMapping -----------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
         data = self._data
-        value = (self._mw._load(self) if data is None else data)[key]
+        if data is None:
+            data = self._load()
+        value = data[key]
         if type(value) in _IMMUTABLE:
             return value
         return self._expose(value)
@@ -222,7 +292,7 @@ class Session(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         data = self._data
         if data is None:
-            data = self._mw._load(self)
+            data = self._load()
         if self._committed:
             self._touch_write()
         self._modified = True
@@ -309,32 +379,48 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def expires_at(self) -> int | None:
-        """Unix seconds when the session expires, or ``None`` for a browser session
-        with no absolute lifetime."""
+        """Unix seconds when the session expires (if saved now, for a session not saved
+        yet), or ``None`` for a browser session with no absolute lifetime."""
         self._load()
         if self._expires is not None:
             return self._expires
-        return self._mw._projected_expiry(self)
+        options = self._owner.options
+        absolute = absolute_of(self._created, self._absolute, options.absolute_max_age)
+        lifetime = lifetime_of(options.max_age, self._max_age)
+        expires = expiry_of(int(options.clock()), lifetime, absolute)
+        return absolute if expires is None else expires
 
     @property
     def max_age(self) -> int | None:
         """Lifetime in seconds from the last save (``None``: browser-session cookie).
 
-        Setting it applies to this session only (kept in its token) and forces a save.
+        Setting it applies to this session only (kept in its token) and forces a save;
+        ``del session.max_age`` returns the session to :attr:`default_max_age` (also
+        forcing a save, which drops the session's own value from its token).
         """
         self._load()
-        if self._max_age is UNSET:
-            return self._mw.max_age
-        value: int | None = self._max_age
+        value: int | None = lifetime_of(self._owner.options.max_age, self._max_age)
         return value
 
     @max_age.setter
     def max_age(self, value: int | float | datetime.timedelta | None) -> None:
+        self._own_max_age(coerce_lifetime(value))
+
+    @max_age.deleter
+    def max_age(self) -> None:
+        self._own_max_age(UNSET)
+
+    def _own_max_age(self, value: Any) -> None:
         self._load()
-        seconds = coerce_max_age(value)
         self._check_not_committed("max_age")
-        self._max_age = seconds
+        self._max_age = value
         self._force = True
+
+    @property
+    def default_max_age(self) -> int | None:
+        """The configured ``max_age``: what :attr:`max_age` is unless set for this session."""
+        value: int | None = self._owner.options.max_age
+        return value
 
     @property
     def changed(self) -> bool:
@@ -352,14 +438,13 @@ class Session(MutableMapping[str, Any]):
         at close() (then return True: the caller marks the session for a late save)."""
         if not self._committed:
             return False
-        if store_late and self._mw._stores_late:
+        if store_late and self._owner.late_saves:
             return True
         raise WSGISessionError(f"session.{what} after start_response: headers already sent")
 
     def save(self) -> None:
-        """Save at ``start_response`` even if unchanged or empty.
-
-        Store mode, after ``start_response``: saved when the response closes."""
+        """Save at ``start_response`` even if unchanged or empty (store mode, after
+        ``start_response``: when the response closes)."""
         self._load()
         if self._check_not_committed("save()", store_late=True):
             self._late = True
@@ -373,44 +458,34 @@ class Session(MutableMapping[str, Any]):
         self._commit_requested = True
 
     def regenerate(self) -> None:
-        """Issue a new session id (and token) for the same data; defends against fixation.
-
-        Call it on login and on every privilege change.
-        """
+        """Issue a new session id (and token) for the same data, against fixation: call
+        it on login and on every privilege change."""
         self._load()
         self._check_not_committed("regenerate()")
         if self._store_key is not None:
             # The new record must replace this one, and only while it still exists.
             self._moved_from = self._store_key
             self._store_key = None
-        self._id = self._mw._new_id(self._environ)
+        owner = self._owner
+        self._id = owner.new_id(self._environ)
         self._force = True
-        self._mw._emit("regenerated", self._environ, self._id, "regenerate")
+        owner.emitter.emit("regenerated", self._environ, self._id, "regenerate")
 
     def invalidate(self) -> None:
-        """Destroy the session: the response clears the cookie. A later write in the
-        same request starts a new session."""
+        """Destroy the session: the response clears the cookie and deletes its record.
+        A later write in the same request starts a new session."""
         self._load()
         if self._check_not_committed("invalidate()", store_late=True):
             self._destroy_late = True  # the records are deleted at close()
         assert self._data is not None
         self._doom(self._store_key, self._incoming_key, self._moved_from)
-        self._store_key = None
         self._moved_from = None
         self._late = False
         self._data.clear()
+        self._forget_identity()
         self._invalidated = True
-        self._is_new = True
-        self._id = self._mw._new_id(self._environ)
-        self._created = int(self._mw._clock())
-        self._expires = None
-        self._absolute = None
-        self._max_age = UNSET
-        self._snapshot = None
-        self._modified = False
-        self._force = False
-        self._rekey = False
-        self._record_rekey = False
+        self._id = self._owner.new_id(self._environ)
+        self._created = int(self._owner.options.clock())
 
     def __repr__(self) -> str:
         if self._data is None:

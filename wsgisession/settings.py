@@ -1,7 +1,9 @@
-"""Options from strings: ``SessionMiddleware.from_settings`` and the PasteDeploy filter.
+"""Options from strings, for ``SessionMiddleware.from_settings`` and the PasteDeploy
+filter (``wsgisession.middleware.filter_app_factory``).
 
-One table maps each option to a converter. Keys outside the prefix are ignored; an
-unknown key inside it, or a value its converter refuses, raises
+One table maps each option to a converter of its string form; the values then go
+through :class:`~wsgisession.options.Options` like any others. Keys outside the prefix
+are ignored; an unknown key inside it, or a value its converter refuses, raises
 :class:`~wsgisession.errors.ConfigurationError` naming the key.
 
 .. code-block:: ini
@@ -27,16 +29,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ConfigurationError
+from .options import OPTION_NAMES
 
-if TYPE_CHECKING:  # pragma: no cover
-    from _typeshed.wsgi import WSGIApplication
-
-    from .middleware import SessionMiddleware
-
-__all__ = ["asbool", "parse_settings", "from_settings", "filter_app_factory"]
+__all__ = ["asbool", "parse_settings", "CONVERTERS"]
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -82,12 +80,9 @@ def _as_optional_str(value: str) -> str | None:
 
 
 def _as_samesite(value: str) -> str | None:
-    word = value.strip().lower()
-    if not word:
-        return None
-    if word not in ("lax", "strict", "none"):
-        raise ValueError("expected lax, strict, none or nothing")
-    return word.capitalize()
+    """``lax``/``strict``/``none`` in any case (Options checks and spells them); an
+    empty value omits the attribute."""
+    return value.strip() or None
 
 
 def _as_object(value: str) -> Any:
@@ -196,23 +191,4 @@ def parse_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, A
     return options
 
 
-def from_settings(
-    app: WSGIApplication, settings: Mapping[str, Any], prefix: str = "session."
-) -> SessionMiddleware:
-    """Build a :class:`~wsgisession.SessionMiddleware` from string settings."""
-    from .middleware import SessionMiddleware
-
-    options = parse_settings(settings, prefix)
-    try:
-        return SessionMiddleware(app, **options)
-    except ConfigurationError as exc:
-        option = exc.option or ""
-        raise ConfigurationError(str(exc), prefix + option if option else None) from None
-
-
-def filter_app_factory(
-    app: WSGIApplication, global_conf: Mapping[str, Any], **local_conf: str
-) -> SessionMiddleware:
-    """PasteDeploy ``paste.filter_app_factory`` (``egg:wsgisession#session``): the
-    ``[filter:…]`` section's options are bare (``secret_keys = …``)."""
-    return from_settings(app, local_conf, prefix="")
+assert set(CONVERTERS) == set(OPTION_NAMES), "every option has a string spelling"

@@ -110,19 +110,19 @@ def count_records(store: Any) -> int:
 
 def sid_of(mw: SessionMiddleware, value: str) -> str:
     """The session id inside a store-mode cookie."""
-    plaintext, _ = mw._codec.open(value, "sid", mw.cookie_name)
+    plaintext, _ = mw.codec.open(value, "sid", mw.cookie_name)
     sid: str = json.loads(plaintext)["s"]
     return sid
 
 
 def record(mw: SessionMiddleware, store: Any, sid: str) -> dict[str, Any] | None:
     """The decrypted, decoded record for ``sid`` straight from the store, or None."""
-    key = mw._store_key_for(sid)
+    key = mw.store_key(sid)
     blob = store.get(key)
     if blob is None:
         return None
-    plaintext, _ = mw._codec.open_bytes(blob, "store", key)
-    meta: dict[str, Any] = mw._serializer.loads(plaintext)
+    plaintext, _ = mw.codec.open_bytes(blob, "store", key)
+    meta: dict[str, Any] = mw.options.serializer.loads(plaintext)
     assert meta["s"] == sid
     return meta
 
@@ -649,9 +649,9 @@ def _child_main(mw: SessionMiddleware, index: int, out_path: str) -> None:
             value = token(res) or value
             bodies.append(json.loads(res.body))
         environ = webob.Request.blank("/").environ
-        ids = [mw._new_id(environ) for _ in range(PER_CHILD)]
+        ids = [mw.new_id(environ) for _ in range(PER_CHILD)]
         nonces = [
-            b64decode(mw._codec.seal(b'{"c":1,"s":"x"}', "sid", mw.cookie_name))[5:17].hex()
+            b64decode(mw.codec.seal(b'{"c":1,"s":"x"}', "sid", mw.cookie_name))[5:17].hex()
             for _ in range(PER_CHILD)
         ]
         result = {
@@ -705,7 +705,7 @@ def test_h92_fork_safety(redis_url: str, tmp_path: Any) -> None:
         assert parent_cookie
         parent_client = store.client.client_id()
         environ = webob.Request.blank("/").environ
-        parent_ids = {mw._new_id(environ) for _ in range(PER_CHILD)}
+        parent_ids = {mw.new_id(environ) for _ in range(PER_CHILD)}
 
         paths = [str(tmp_path / f"child-{i}.json") for i in range(2)]
         pids = []

@@ -239,7 +239,7 @@ def test_regenerate_without_move_checks_the_old_record():
             session["x"] = 1
         elif environ["PATH_INFO"] == "/login":
             session.get("x")
-            store.delete(session._store_key)  # a concurrent logout, after the load
+            store.delete(h.mw.store_key(session.id))  # a concurrent logout, after the load
             session.regenerate()
         return repr(dict(session))
 

@@ -168,8 +168,7 @@ class DjangoSession(SessionProxy, SessionBase):  # type: ignore[misc]
     # -- expiry -----------------------------------------------------------------------
 
     def _default_max_age(self) -> int | None:
-        default: int | None = self._wsgisession._mw.max_age
-        return default
+        return self._wsgisession.default_max_age
 
     def get_session_cookie_age(self) -> int:
         """The default lifetime: the middleware's ``max_age``, else ``SESSION_COOKIE_AGE``."""
@@ -183,7 +182,9 @@ class DjangoSession(SessionProxy, SessionBase):  # type: ignore[misc]
         (seconds), ``timedelta`` or ``datetime``: this session's lifetime, kept in its
         token. Forces a write."""
         if value is None:
-            self._wsgisession.max_age = self._default_max_age()
+            # Back to the global policy: nothing of the session's own in its token, so
+            # a later change of max_age reaches it.
+            del self._wsgisession.max_age
         elif isinstance(value, datetime.datetime):
             seconds = (value - timezone.now()).total_seconds()
             self._wsgisession.max_age = max(seconds, 1)
@@ -342,12 +343,14 @@ class SessionMiddleware:
         through the same middleware (same options, same codec), and copy its headers
         onto the Django response."""
         middleware = _test_client_middleware()
-        session = Session._for_request(middleware, environ)
+        session = middleware.open_session(environ)
         environ[middleware.environ_key] = session
         request.session = DjangoSession(session)
         response = self.get_response(request)
+        if not session.accessed and environ.get(middleware.environ_key) is session:
+            return response  # untouched: no cookie, no Vary (as the middleware does)
         status = f"{response.status_code} {response.reason_phrase}"
-        for name, value in middleware._commit(environ, session, status, [], None):
+        for name, value in middleware.session_headers(session, status, []):
             lowered = name.lower()
             if lowered == "set-cookie":
                 jar: SimpleCookie = SimpleCookie()

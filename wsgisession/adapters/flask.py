@@ -40,7 +40,7 @@ Only this module imports Flask.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response
@@ -69,8 +69,6 @@ __all__ = [
 SECRET_KEYS_CONFIG = "WSGISESSION_SECRET_KEYS"  # noqa: S105 - a config key name
 #: environ key: the middleware serving this request (set by :class:`FlaskSessionWSGI`).
 _MW_KEY = "wsgisession.flask.middleware"
-#: environ key: True when this response's session cookie must be a browser-session one.
-_BROWSER_KEY = "wsgisession.flask.browser_session"
 #: environ key: True when the session was opened without the middleware in the WSGI path.
 _DETACHED_KEY = "wsgisession.flask.detached"
 _HTML_TAG = "$html"
@@ -156,8 +154,9 @@ class FlaskSession(SessionProxy, SessionMixin):
     Flask. Setting ``modified = True`` forces a save of a non-empty session.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, environ: dict[str, Any]) -> None:
         self._wsgisession = session
+        self._environ = environ
         self._force_modified = False
         self._accessed = False
 
@@ -270,9 +269,9 @@ class FlaskSessionWSGI:
         self.options = dict(options)
         # The serializer object is shared by every middleware built here.
         self._serializer = self.options.pop("serializer", None) or FlaskJSONSerializer()
-        self._cache: dict[tuple[Any, ...], SessionMiddleware] = {}
+        self._cache: dict[tuple[Any, ...], FlaskSessionMiddleware] = {}
 
-    def middleware(self) -> SessionMiddleware:
+    def middleware(self) -> FlaskSessionMiddleware:
         """The middleware for the application's current configuration."""
         options = _options_from_config(self.flask_app, self.options)
         options["serializer"] = self._serializer
@@ -281,39 +280,31 @@ class FlaskSessionWSGI:
         if mw is None:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
-            mw = self._cache[key] = SessionMiddleware(self.wsgi_app, **options)
+            mw = self._cache[key] = FlaskSessionMiddleware(
+                self.wsgi_app, browser_cookies="max_age" not in self.options, **options
+            )
         return mw
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         mw = self.middleware()
         environ[_MW_KEY] = mw
-
-        def browser_start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Callable[[bytes], object]:
-            if environ.get(_BROWSER_KEY):
-                headers = _browser_session_cookies(headers, mw.cookie_name)
-            return start_response(status, headers, exc_info)
-
-        return mw(environ, browser_start_response)
+        return mw(environ, start_response)
 
 
-def _browser_session_cookies(
-    headers: list[tuple[str, str]], cookie_name: str
-) -> list[tuple[str, str]]:
-    """Drop ``Max-Age``/``Expires`` from our (non-deletion) ``Set-Cookie``."""
-    out = []
-    for name, value in headers:
-        if name.lower() == "set-cookie":
-            cookie, _, _ = value.partition(";")
-            cname, _, cvalue = cookie.partition("=")
-            if cname.strip() == cookie_name and cvalue.strip():
-                parts = [p.strip() for p in value.split(";")]
-                value = "; ".join(
-                    p for p in parts if not p.lower().startswith(("max-age=", "expires="))
-                )
-        out.append((name, value))
-    return out
+class FlaskSessionMiddleware(SessionMiddleware):
+    """The middleware with Flask's cookie policy: a session that is not ``permanent``
+    gets a browser-session cookie (no ``Max-Age``/``Expires``) while its token still
+    expires ``PERMANENT_SESSION_LIFETIME`` after its last save, as with Flask's own
+    session — unless ``init_app`` was given an explicit ``max_age``."""
+
+    def __init__(self, app: WSGIApplication, *, browser_cookies: bool, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.browser_cookies = browser_cookies
+
+    def cookie_max_age(self, session: Session, seconds: int | None) -> int | None:
+        if self.browser_cookies and not session.get("_permanent", False):
+            return None
+        return seconds
 
 
 # -- the session interface --------------------------------------------------------------
@@ -340,15 +331,15 @@ class WSGISessionInterface(SessionInterface):
             session = environ.get(mw.environ_key)
             if isinstance(session, Session):
                 if environ.get(_DETACHED_KEY):
-                    return _DetachedFlaskSession(session, mw)
-                return FlaskSession(session)
+                    return _DetachedFlaskSession(session, environ, mw)
+                return FlaskSession(session, environ)
         # Not in the WSGI path: open the session from this request's cookies ourselves.
         mw = self.wsgi.middleware()
-        session = Session._for_request(mw, environ)
+        session = mw.open_session(environ)
         environ[mw.environ_key] = session
         environ[_MW_KEY] = mw
         environ[_DETACHED_KEY] = True
-        return _DetachedFlaskSession(session, mw)
+        return _DetachedFlaskSession(session, environ, mw)
 
     def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
         return session.modified or (
@@ -359,7 +350,7 @@ class WSGISessionInterface(SessionInterface):
         if not isinstance(session, FlaskSession):  # pragma: no cover - not ours
             return
         ws = session.wsgisession
-        environ = _environ_of(ws)
+        environ = session._environ
         if ws.accessed or session._force_modified:
             if len(ws) and (
                 session._force_modified
@@ -369,29 +360,21 @@ class WSGISessionInterface(SessionInterface):
                 )
             ):
                 ws.save()
-            if not ws.get("_permanent", False) and "max_age" not in self.wsgi.options:
-                environ[_BROWSER_KEY] = True
         if isinstance(session, _DetachedFlaskSession):
             mw = session.middleware
             if not ws.accessed and environ.get(mw.environ_key, ws) is ws:
                 return  # untouched: no cookie, no Vary (as the middleware does)
-            out = mw._commit(environ, ws, response.status, response.headers.to_wsgi_list(), None)
-            if environ.get(_BROWSER_KEY):
-                out = _browser_session_cookies(out, mw.cookie_name)
+            out = mw.session_headers(ws, response.status, response.headers.to_wsgi_list())
             response.headers = Headers(out)
-
-
-def _environ_of(session: Session) -> dict[str, Any]:
-    """The environ of the request the session belongs to."""
-    environ: dict[str, Any] = session._environ
-    return environ
 
 
 class _DetachedFlaskSession(FlaskSession):
     """A session opened without the middleware in the WSGI path."""
 
-    def __init__(self, session: Session, middleware: SessionMiddleware) -> None:
-        super().__init__(session)
+    def __init__(
+        self, session: Session, environ: dict[str, Any], middleware: SessionMiddleware
+    ) -> None:
+        super().__init__(session, environ)
         self.middleware = middleware
 
 
