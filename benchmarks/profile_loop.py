@@ -14,7 +14,8 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-for _path in (HERE, os.path.dirname(HERE)):
+# WSGISESSION_BENCH_PACKAGE: the checkout whose package is measured (compare.py).
+for _path in (HERE, os.environ.get("WSGISESSION_BENCH_PACKAGE") or os.path.dirname(HERE)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
@@ -36,7 +37,8 @@ def main() -> None:
     run = wsgi_runner(app, environ_template(f"/{scenario}", cookie))
     run(1000)  # warm-up
     elapsed = run(n)
-    print(f"{system} {scenario}: {n} requests, {elapsed / n / 1000:.2f} µs each", file=sys.stderr)
+    each = elapsed / n / 1000 if n else 0.0
+    print(f"{system} {scenario}: {n} requests, {each:.2f} µs each", file=sys.stderr)
 
 
 if __name__ == "__main__":

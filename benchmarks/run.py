@@ -56,7 +56,8 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-for _path in (HERE, ROOT):
+# WSGISESSION_BENCH_PACKAGE: the checkout whose package is measured (compare.py).
+for _path in (HERE, os.environ.get("WSGISESSION_BENCH_PACKAGE") or os.path.dirname(HERE)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 

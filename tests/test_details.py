@@ -111,3 +111,28 @@ def test_vary_is_appended_to_the_first_of_several_vary_headers():
 
     h = Harness(app=app)
     assert h.client.get("/").headers.getall("Vary") == ["Accept, Cookie", "Origin"]
+
+
+@pytest.mark.parametrize("kind", ["subclass", "flask"])
+def test_replace_in_another_key_order_with_a_json_serializer_subclass_sends_nothing(kind):
+    """Issue 12 bug 1: the equal-content rule held only for JSONSerializer itself; a
+    subclass (the project's own Flask serializer included) re-sent the cookie."""
+    from wsgisession import JSONSerializer
+
+    if kind == "flask":
+        from wsgisession.adapters.flask import FlaskJSONSerializer as serializer_class
+    else:
+
+        class serializer_class(JSONSerializer):  # noqa: N801 - a class made for the test
+            pass
+
+    h = Harness(
+        lambda environ, session: session.update(a=1, b=[1, 2]), serializer=serializer_class()
+    )
+    token = cookie_value(h.client.get("/"))
+
+    def replace(environ, session):
+        environ["session"] = {"b": [1, 2], "a": 1}
+
+    h2 = Harness(replace, serializer=serializer_class())
+    assert cookie_value(h2.get("/", cookie=f"session={token}")) is None

@@ -259,3 +259,41 @@ def test_golden_cookie_expires_exactly_at_e():
 def test_store_key_in_fixture_is_sha256_of_id():
     (vector,) = [v for v in GOLDEN["tokens"] if v["name"] == "store-default"]
     assert vector["binding"] == "session:" + hashlib.sha256(b"abc").hexdigest()
+
+
+# -- the production sealing path, byte for byte ------------------------------------------
+
+
+@pytest.mark.parametrize("vector", GOLDEN["tokens"], ids=VECTOR_IDS)
+def test_the_bound_sealers_are_byte_exact(vector):
+    """sealer()/raw_sealer(), which the middleware binds once, are the one sealing
+    implementation: with the vector's nonce they give its bytes."""
+    codec = _codec(vector)
+    nonce = bytes.fromhex(vector["nonce"])
+    plaintext = bytes.fromhex(vector["plaintext_hex"])
+    raw = codec.raw_sealer(vector["purpose"], vector["binding"], _nonce=nonce)(plaintext)
+    if vector["purpose"] == "store":
+        assert raw.hex() == vector["token_hex"]
+    else:
+        assert codec.sealer(vector["purpose"], vector["binding"], _nonce=nonce)(plaintext) == (
+            vector["token"]
+        )
+        assert b64encode(raw) == vector["token"]
+
+
+def test_the_middleware_writes_the_golden_cookie_with_a_fixed_nonce(monkeypatch):
+    """End to end: a middleware built while os.urandom returns the vector's nonce writes
+    exactly the data-default token for the same session (created at T0, 24 h, id "abc")."""
+    import os
+
+    (vector,) = [v for v in GOLDEN["tokens"] if v["name"] == "data-default"]
+    nonce = bytes.fromhex(vector["nonce"])
+    monkeypatch.setattr(os, "urandom", lambda size: nonce[:size])
+    h = Harness(
+        lambda environ, session: session.update(user="alice"),
+        secret_keys=[_secret(0)],
+        genid=lambda environ: "abc",
+        clock=Clock(1_800_000_000),
+    )
+    (header,) = set_cookies(h.client.get("/"))
+    assert header.startswith(f"session={vector['token']};")

@@ -222,3 +222,30 @@ def test_a_late_load_hands_hooks_the_whole_environ():
     call_wsgi(outer_reader(mw, seen), cookie=cookie, REMOTE_ADDR="10.0.0.1")
     assert addresses == ["10.0.0.1"]
     assert seen == ["alice"]
+
+
+@pytest.mark.parametrize("touch", ["none", "read"])
+def test_inline_detach_and_release_leave_the_same_state(touch):
+    """SessionMiddleware.__call__ detaches a finished list body inline (a call would
+    cost the untouched request); Session._release does it for every other body. Both
+    must leave a session holding the same thing."""
+    held = {}
+    for body in ("list", "generator"):
+        sessions: list = []
+
+        def app(environ, start_response, body=body, sessions=sessions):
+            sessions.append(environ["session"])
+            if touch == "read":
+                environ["session"].get("n")
+            start_response("200 OK", [])
+            if body == "list":
+                return [b"ok"]
+            return (chunk for chunk in [b"ok"])
+
+        mw = SessionMiddleware(app, secret_keys=[SECRET])
+        call_wsgi(mw, cookie="session=junk; other=1")
+        (session,) = sessions
+        held[body] = (dict(session._environ), session._server_start_response)
+    assert held["list"] == held["generator"]
+    expected = {} if touch == "read" else {"HTTP_COOKIE": "session=junk; other=1"}
+    assert held["list"] == (expected, None)

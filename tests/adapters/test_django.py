@@ -242,6 +242,22 @@ def test_set_expiry_timedelta_datetime_and_none(app):
     assert app.get("/meta").json["age"] == 1209600
 
 
+def test_set_expiry_none_does_not_pin_the_default_into_the_token(django_setup):
+    """Django's set_expiry(None) means "the global policy": the token keeps no lifetime
+    of its own, so a later change of max_age reaches the session (issue 12 bug 2)."""
+    app = make_app(max_age=600)
+    res = app.get("/expiry?value=300")
+    res = app.get("/expiry?value=none")
+    token = cookie_value(res)
+    middleware = app.app
+    plaintext, _ = middleware.codec.open(token, "data", COOKIE)
+    assert b'"m"' not in plaintext
+    assert "Max-Age=600" in cookie_headers(res)[0]
+    longer = make_app(max_age=7200)
+    longer.set_cookie(COOKIE, token)
+    assert longer.get("/meta").json["age"] == 7200
+
+
 def test_get_expiry_date(django_setup, app):
     import datetime
 
