@@ -52,8 +52,8 @@ def instructions(package_root: Path, system: str, scenario: str, n: int) -> int:
     """Instructions callgrind counts for the profile loop of ``n`` requests."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        subprocess.run(
-            [
+        subprocess.run(  # noqa: S603 - our own command line
+            [  # noqa: S607 - valgrind from PATH
                 "valgrind",
                 "--tool=callgrind",
                 f"--callgrind-out-file={out}",
@@ -83,7 +83,7 @@ def timing(package_root: Path, seed: int, repeats: int, seconds: float) -> dict[
     """One run.py run: overhead in µs per "system:scenario"."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run.json"
-        subprocess.run(
+        subprocess.run(  # noqa: S603 - our own command line
             [
                 sys.executable,
                 str(HERE / "run.py"),
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(filter(None, args.scenarios.split(",")))
     cells = [c for c in CELLS if not wanted or c[1] in wanted]
     revisions = {"base": args.base.resolve(), "new": args.new.resolve()}
-    for name, root in revisions.items():
+    for root in revisions.values():
         if not (root / "wsgisession" / "__init__.py").is_file():
             print(f"error: {root} has no wsgisession package", file=sys.stderr)
             return 64
@@ -160,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
             base, new = row.get(f"base {unit}"), row.get(f"new {unit}")
             ok = isinstance(base, float) and isinstance(new, float) and base > 0
             ratios.append(f"{new / base:.3f}" if ok else "-")  # type: ignore[operator]
-        cells_text = [f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns]
+        cells_text = [
+            f"{row[c]:.2f}" if isinstance(row.get(c), float) else str(row.get(c, "-"))
+            for c in columns
+        ]
         print(f"| {key} | " + " | ".join(cells_text) + " | " + " | ".join(ratios) + " |")
     return 0
 

@@ -67,7 +67,7 @@ def test_the_import_graph_has_no_cycle():
         state[node] = 1
         for target in sorted(graph[node]):
             if state.get(target) == 1:
-                cycle = path[path.index(target) :] + [target] if target in path else [node, target]
+                cycle = [*path[path.index(target) :], target] if target in path else [node, target]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target, [*path, target])

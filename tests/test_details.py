@@ -123,7 +123,7 @@ def test_replace_in_another_key_order_with_a_json_serializer_subclass_sends_noth
         from wsgisession.adapters.flask import FlaskJSONSerializer as serializer_class
     else:
 
-        class serializer_class(JSONSerializer):  # noqa: N801 - a class made for the test
+        class serializer_class(JSONSerializer):
             pass
 
     h = Harness(

@@ -275,8 +275,9 @@ def test_the_bound_sealers_are_byte_exact(vector):
     if vector["purpose"] == "store":
         assert raw.hex() == vector["token_hex"]
     else:
-        assert codec.sealer(vector["purpose"], vector["binding"], _nonce=nonce)(plaintext) == (
-            vector["token"]
+        assert (
+            codec.sealer(vector["purpose"], vector["binding"], _nonce=nonce)(plaintext)
+            == (vector["token"])
         )
         assert b64encode(raw) == vector["token"]
 

@@ -117,10 +117,6 @@ class Emitter:
     def __init__(self, on_event: Callable[[SessionEvent], None] | None = None) -> None:
         self.on_event = on_event
 
-    def listening(self, name: str) -> bool:
-        """Whether anyone would receive an event ``name`` now."""
-        return self.on_event is not None or logger.isEnabledFor(LEVELS[name])
-
     def emit(
         self,
         name: str,
