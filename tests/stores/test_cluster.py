@@ -28,7 +28,7 @@ from redis.retry import Retry
 
 from tests.conftest import Harness, cookie_value, set_cookies
 from tests.stores.servers import Cluster, Node, wait_for
-from tests.stores.test_contract import StoreContract, no_jar, store_key
+from tests.stores.test_contract import RedisHooks, StoreContract, no_jar, store_key
 from wsgisession import StoreError
 from wsgisession.stores.redis import RedisStore
 
@@ -248,7 +248,7 @@ def cluster_store(redis_cluster: Cluster, cluster_clients) -> RedisStore:
     return RedisStore(client=cluster_clients[0])
 
 
-class TestClusterStore(StoreContract):
+class TestClusterStore(RedisHooks, StoreContract):
     """The contract over RedisStore on a real 3-master Redis Cluster; TTLs are read with
     a separate cluster client (PTTL)."""
 
@@ -257,21 +257,6 @@ class TestClusterStore(StoreContract):
         self.raw = raw_cluster
         assert isinstance(cluster_store.client, RedisCluster)
         return cluster_store
-
-    def remaining(self, key):
-        ms = self.raw.pttl(key)
-        if ms == -2:
-            raise KeyError(key)
-        return None if ms == -1 else ms / 1000
-
-    def set_remaining(self, key, seconds):
-        assert self.raw.expire(key, seconds)
-
-    def raw_get(self, key):
-        return self.raw.get(key)
-
-    def elapse(self, seconds):
-        time.sleep(seconds)  # a real Redis TTL
 
 
 def cluster_session_keys(cluster: Cluster) -> set[str]:

@@ -1585,7 +1585,30 @@ class TestMemoryStore(StoreContract):
         self.clock.advance(seconds)
 
 
-class TestRedisStore(StoreContract):
+class RedisHooks:
+    """The contract's inspection hooks over a raw redis-py client ``self.raw`` (set by
+    the ``store`` fixture): TTLs by PTTL, real waits. Shared with the Cluster and
+    Sentinel contract classes."""
+
+    raw: Any
+
+    def remaining(self, key):
+        ms = self.raw.pttl(key)
+        if ms == -2:
+            raise KeyError(key)
+        return None if ms == -1 else ms / 1000
+
+    def set_remaining(self, key, seconds):
+        assert self.raw.expire(key, seconds)
+
+    def raw_get(self, key):
+        return self.raw.get(key)
+
+    def elapse(self, seconds):
+        time.sleep(seconds)  # a real Redis TTL: the one wait of the Redis contracts
+
+
+class TestRedisStore(RedisHooks, StoreContract):
     """The contract over RedisStore(url=...) on a real redis-server; TTLs are read with
     a separate raw client (PTTL)."""
 
@@ -1603,21 +1626,6 @@ class TestRedisStore(StoreContract):
         store = RedisStore(url=redis_url)
         yield store
         store.client.close()
-
-    def remaining(self, key):
-        ms = self.raw.pttl(key)
-        if ms == -2:
-            raise KeyError(key)
-        return None if ms == -1 else ms / 1000
-
-    def set_remaining(self, key, seconds):
-        assert self.raw.expire(key, seconds)
-
-    def raw_get(self, key):
-        return self.raw.get(key)
-
-    def elapse(self, seconds):
-        time.sleep(seconds)  # a real Redis TTL: the one wait in this file
 
 
 class TestMinimalStore(StoreContract):

@@ -48,7 +48,7 @@ from tests.stores.test_cluster import (
     login,
     session_cookie,
 )
-from tests.stores.test_contract import StoreContract, store_key
+from tests.stores.test_contract import RedisHooks, StoreContract, store_key
 from wsgisession import StoreError
 from wsgisession.stores.redis import RedisStore
 
@@ -101,7 +101,7 @@ def sentinel_store(redis_sentinel: SentinelGroup, sentinel_clients) -> RedisStor
     return RedisStore(client=sentinel_clients[0], min_replicas=1)
 
 
-class TestSentinelStore(StoreContract):
+class TestSentinelStore(RedisHooks, StoreContract):
     """The contract over RedisStore on a Sentinel-managed master, every write waiting
     for the replica (WAIT); TTLs are read with a raw client of the master (PTTL)."""
 
@@ -109,21 +109,6 @@ class TestSentinelStore(StoreContract):
     def store(self, sentinel_store, sentinel_clients):
         self.raw = sentinel_clients[1]
         return sentinel_store
-
-    def remaining(self, key):
-        ms = self.raw.pttl(key)
-        if ms == -2:
-            raise KeyError(key)
-        return None if ms == -1 else ms / 1000
-
-    def set_remaining(self, key, seconds):
-        assert self.raw.expire(key, seconds)
-
-    def raw_get(self, key):
-        return self.raw.get(key)
-
-    def elapse(self, seconds):
-        time.sleep(seconds)  # a real Redis TTL
 
 
 def master_session_keys(group: SentinelGroup) -> set[str]:
