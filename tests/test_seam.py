@@ -192,3 +192,24 @@ def test_the_harness_middleware_is_a_manager():
     value = cookie_value(h.client.get("/"))
     assert dict(h.mw.open_session(value=value)) == {"a": 1}
     assert json.loads(h.mw.options.serializer.dumps({"a": 1})) == {"a": 1}
+
+
+def test_save_session_not_final_keeps_the_session_open_for_more_saves():
+    """A framework that saves more than once per request (Django's session.save(), then
+    its middleware) passes final=False: each call decides afresh."""
+    store = MemoryStore()
+    m = manager(store=store)
+    session = m.open_session()
+    session["a"] = 1
+    first = m.save_session(session, final=False)
+    session["b"] = 2  # not a late write: the session is still open
+    second = m.save_session(session, final=False)
+    assert first is not None and second is not None and first.value != second.value
+    assert dict(m.open_session(value=second.value)) == {"a": 1, "b": 2}
+    assert m.save_session(session, final=False) is None  # nothing new
+    session.clear()  # emptying a saved session destroys it
+    gone = m.save_session(session, final=False)
+    assert gone is not None and gone.deletion and len(store) == 0
+    session["c"] = 3  # ...and later writes make a new one
+    third = m.save_session(session, final=False)
+    assert third is not None and not third.deletion and len(store) == 1

@@ -151,7 +151,12 @@ class SessionManager(OptionViews):
         return Session._bind(self, {} if environ is None else environ, tokens)
 
     def save_session(
-        self, session: Session, *, failed: bool = False, destroy: bool = False
+        self,
+        session: Session,
+        *,
+        failed: bool = False,
+        destroy: bool = False,
+        final: bool = True,
     ) -> CookieUpdate | None:
         """Commit ``session`` (DESIGN §4) and say what the response must carry.
 
@@ -159,7 +164,10 @@ class SessionManager(OptionViews):
         (no write unless ``commit_on_error``; a destroy still clears the cookie).
         ``destroy``: the request dropped the session (WSGI: ``environ[key] = None``).
         Called again for the same session (a WSGI retry with ``exc_info``), it sends
-        the same cookie again if the response may still commit.
+        the same cookie again if the response may still commit. ``final=False``: the
+        session stays open for more changes and saves in the same request (a
+        framework's ``session.save()``; a Django session engine), each call deciding
+        afresh.
 
         :raises SessionTooLarge: when the ``Set-Cookie`` would exceed ``max_cookie_size``.
         :raises StoreError: when the store write fails (``on_store_error="raise"``).
@@ -178,7 +186,7 @@ class SessionManager(OptionViews):
             elif session._data is not None:
                 update = self._decide(session, failed)
         finally:
-            session._end_commit(update)
+            session._end_commit(update, final)
         return update
 
     def cookie_max_age(self, session: Session, seconds: int | None) -> int | None:

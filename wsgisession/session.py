@@ -217,14 +217,21 @@ class Session(MutableMapping[str, Any]):
     def _begin_commit(self, failed: bool) -> None:
         self._failed = failed  # an error response: nothing saved late either
 
-    def _end_commit(self, sent: Any) -> None:
-        """The headers are decided: later changes are late."""
-        self._committed = True
-        self._sent = sent
+    def _end_commit(self, sent: Any, final: bool = True) -> None:
+        """The headers are decided: later changes are late. Not ``final`` (a framework
+        that may save again in the same request): the session stays open, a new one
+        after a destroy, with nothing requested any more."""
+        if final:
+            self._committed = True
+            self._sent = sent
+        else:
+            self._invalidated = self._commit_requested = self._destroy_late = False
 
     def _mark_saved(self, expires: int | None, absolute: int | None) -> None:
-        """Saved (or refreshed) just now: clean, no longer new, nothing due."""
+        """Saved (or refreshed) just now: clean, no longer new, nothing due; it now
+        exists for the client (``_incoming``: emptying it later destroys it)."""
         self._is_new = self._modified = self._force = self._rekey = self._record_rekey = False
+        self._incoming = True
         self._expires, self._absolute, self._snapshot = expires, absolute, None
 
     def _replace(self, new: dict[str, Any]) -> None:
