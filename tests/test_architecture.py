@@ -86,10 +86,10 @@ def test_the_core_never_imports_an_adapter_the_demo_or_the_cli():
 
 
 def test_the_import_graph_checker_sees_every_kind_of_import():
-    """session.py's TYPE_CHECKING import of options, and the function-level imports of
+    """session.py's TYPE_CHECKING import of owner, and the function-level imports of
     the CLI, are part of the graph (they are what a cycle would hide in)."""
     graph = internal_graph()
-    assert "wsgisession.options" in graph["wsgisession.session"]
+    assert "wsgisession.owner" in graph["wsgisession.session"]
     assert "wsgisession.demo" in graph["wsgisession.__main__"]
 
 

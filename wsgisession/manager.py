@@ -1,23 +1,10 @@
 """``SessionManager``: open a session from a request's token, commit it into a cookie.
 
-This is the seam every integration stands on: the WSGI
-:class:`~wsgisession.SessionMiddleware` is a manager with an application around it,
-and a framework's own extension point (a Django session engine, a Flask
-``SessionInterface``, a Pyramid session factory) can use a manager directly:
-
-.. code-block:: python
-
-    manager = SessionManager(secret_keys=[...], max_age=3600)
-    session = manager.open_session(environ)           # or value=<the cookie's value>
-    session["user"] = "alice"
-    update = manager.save_session(session)            # None: send nothing
-    if update is not None:
-        response_headers.append(("Set-Cookie", update.header))
-
-Policy points for integrations: :meth:`SessionManager.cookie_max_age` decides a
-cookie's ``Max-Age`` (return ``None`` for a browser-session cookie whose token still
-expires on the server), ``del session.max_age`` returns a session to the default
-lifetime, and :meth:`SessionManager.decode` opens a token for inspection.
+The seam every integration stands on (``docs/architecture.md`` shows it in use): the
+WSGI :class:`~wsgisession.SessionMiddleware` is a manager around an application, and a
+framework's own extension point (a Django session engine, a Flask ``SessionInterface``,
+a Pyramid session factory) uses one directly. Policy points: :meth:`cookie_max_age`,
+``del session.max_age``, :meth:`decode`, ``save_session(..., final=False)``.
 """
 
 from __future__ import annotations
@@ -33,6 +20,7 @@ from .errors import (
     InvalidToken,
     SerializationError,
     SessionTooLarge,
+    StoreError,
     WSGISessionError,
 )
 from .events import LEVELS, Emitter, logger
@@ -49,6 +37,7 @@ from .payload import (
     record_ttl,
     renew_due,
 )
+from .revocation import Revocations, SessionInfo
 from .session import Session
 from .storage import StoreBackend
 from .tokens import TokenReader
@@ -114,18 +103,10 @@ class SessionManager(OptionViews):
         self._primary_kid = self.codec.primary_kid
         self._vary_header = ("Vary", options.vary)
         self._insecure_warned = False
+        self._revocations = Revocations(options, self.codec, self.emitter)
         self._backend: StoreBackend | None = None
         if options.store is not None:
-            self._backend = StoreBackend(
-                options.store,
-                prefix=options.prefix,
-                codec=self.codec,
-                serializer=options.serializer,
-                fast_json=options.fast_json,
-                absolute_max_age=options.absolute_max_age,
-                on_store_error=options.on_store_error,
-                emitter=self.emitter,
-            )
+            self._backend = StoreBackend(options, self.codec, self.emitter)
 
     def __repr__(self) -> str:
         options = self.options
@@ -139,13 +120,9 @@ class SessionManager(OptionViews):
     def open_session(
         self, environ: dict[str, Any] | None = None, *, value: str | Sequence[str] | None = None
     ) -> Session:
-        """A lazy session for one request, opened on first touch.
-
-        :param environ: the request's WSGI environ (hooks receive it; without
-            ``value`` the token is read from its ``Cookie`` header, or the
-            ``external_key`` header). Code that has no environ passes ``None``.
-        :param value: the token the request carries (a cookie's value), or several
-            copies of it in header order; instead of reading ``environ``.
+        """A lazy session for one request, opened on first touch: from ``value`` (the
+        cookie's value, or several copies in header order) or else from ``environ``'s
+        ``Cookie`` (or ``external_key``) header. Hooks receive ``environ`` (``{}`` if None).
         """
         tokens = None if value is None else [value] if isinstance(value, str) else list(value)
         return Session._bind(self, {} if environ is None else environ, tokens)
@@ -197,19 +174,15 @@ class SessionManager(OptionViews):
         return seconds
 
     def decode(self, value: str, *, now: float | None = None) -> Payload:
-        """Open one token as this manager would (for inspection): its payload, with
-        ``kid`` the key id that sealed it.
-
-        :raises InvalidToken: with the event and reason the manager would report.
-        """
+        """Open one token as this manager would (for inspection): its payload, ``kid``
+        the key id that sealed it. :raises InvalidToken: with the event and reason."""
         return self._reader.open(value, self.options.clock() if now is None else now)
 
     def new_id(self, environ: dict[str, Any]) -> str:
         """A new session id: ``genid(environ)``, or 256 random bits (43 characters)."""
         genid = self.options.genid
         if genid is None:
-            # What secrets.token_urlsafe(32) returns.
-            return b64encode(_urandom(32))
+            return b64encode(_urandom(32))  # what secrets.token_urlsafe(32) returns
         sid = genid(environ)
         if not isinstance(sid, str) or not sid or len(sid) > MAX_ID_CHARS:
             raise WSGISessionError(
@@ -222,6 +195,33 @@ class SessionManager(OptionViews):
         if self._backend is None:
             raise WSGISessionError("store_key: this manager has no store (cookie mode)")
         return self._backend.key_for(session_id)
+
+    # -- a user's sessions (revocation.py) ------------------------------------------
+
+    def sessions_of(self, user_id: str) -> list[SessionInfo]:
+        """The live sessions bound to ``user_id`` (store mode, a store with index
+        methods): handles and times only, most recently seen first."""
+        return self._revocations.sessions_of(user_id)
+
+    def handle_of(self, session: Session) -> str | None:
+        """The handle :meth:`sessions_of` gives ``session`` ("this device"), once saved."""
+        key = session._store_key
+        return None if key is None else self._revocations.handle(key)
+
+    def revoke(self, user_id: str, handle: str) -> bool:
+        """Log one of the user's sessions out (by its handle); False if none matched."""
+        return self._revocations.revoke(user_id, handle)
+
+    def revoke_all(self, user_id: str, *, keep: Session | None = None) -> None:
+        """Log the user out everywhere (but ``keep``, the request's own session, which
+        is re-saved under the new generation): every listed session's record goes, and
+        with ``revocation_store`` every token saved before stops working."""
+        generation = self._revocations.revoke_all(
+            user_id, None if keep is None else keep._store_key
+        )
+        if keep is not None and generation is not None and keep.user_id == user_id:
+            keep._bind_generation(generation)
+            keep.save()
 
     def session_headers(
         self,
@@ -293,6 +293,13 @@ class SessionManager(OptionViews):
             if record is None:
                 return session._reset(now)
             data = session._adopt(record, payload.expires, rekey, record.kid != self._primary_kid)
+        if session._user is not None:
+            refused = self._revocations.load_refused(session, environ)
+            if refused is not False:
+                data = session._reset(now)
+                if refused is None:
+                    session._record_read("", found=False, failed=True)
+                return data
         valid = options.valid
         if valid is not None:
             try:
@@ -383,11 +390,15 @@ class SessionManager(OptionViews):
         absolute = absolute_of(session._created, session._absolute, options.absolute_max_age)
         expires = expiry_of(now, lifetime_of(options.max_age, session._max_age), absolute)
         backend = self._backend
-        if backend is not None:
-            if not backend.write(
-                session, absolute, record_ttl(expires, absolute, now), touch=touch
-            ):
+        if session._user is not None or session._unavailable:
+            if not self._may_write(session):
                 return None
+        if backend is not None:
+            old, ttl = session._moved_from or session._store_key, record_ttl(expires, absolute, now)
+            if not backend.write(session, absolute, ttl, touch=touch):
+                return None
+            if session._user is not None:
+                self._revocations.after_write(session, old, expires, ttl)
         token = self._seal_token(
             dump_payload(
                 options.serializer,
@@ -398,6 +409,8 @@ class SessionManager(OptionViews):
                 absolute=absolute,
                 max_age=session._max_age,
                 data=session._data if backend is None else None,
+                user=None if backend is not None else session._user,
+                generation=None if backend is not None else session._generation,
             )
         )
         age = self.cookie_max_age(session, None if expires is None else cookie_age(expires, now))
@@ -423,6 +436,20 @@ class SessionManager(OptionViews):
                 self.emitter.emit("created", environ, session._id, "new")
         session._mark_saved(expires, absolute)
         return CookieUpdate(token, age, None if age is None else now + age, header)
+
+    def _may_write(self, session: Session) -> bool:
+        """Before saving a bound or unreadable session: its user's generation, or a
+        store failure (raised or, with ``on_store_error="ignore"``, reported)."""
+        try:
+            if session._unavailable and self._backend is None:
+                raise StoreError("the revocation store could not be read for this request")
+            self._revocations.before_write(session)
+        except StoreError as exc:
+            self.emitter.emit("store_error", session._environ, session._id, "write", exc)
+            if self.options.on_store_error == "raise":
+                raise
+            return False
+        return True
 
     def _destroy(self, session: Session, reason: str) -> CookieUpdate:
         if self._backend is not None:

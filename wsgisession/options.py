@@ -120,7 +120,7 @@ def _store(name: str, value: Any) -> Any:
         missing = [m for m in _STORE_METHODS if not callable(getattr(value, m, None))]
         if missing:
             raise ConfigurationError(
-                f"store must have get(), set() and delete() methods (missing {missing[0]})",
+                f"{name} must have get(), set() and delete() methods (missing {missing[0]})",
                 name,
             )
     return value
@@ -194,6 +194,7 @@ _TABLE: dict[str, tuple[Any, Callable[[str, Any], Any]]] = {
     "domain": (None, _domain),
     "serializer": (None, _serializer),
     "store": (None, _store),
+    "revocation_store": (None, _store),
     "external_key": (None, _external_key),
     "genid": (None, _callable),
     "prefix": ("session:", _str),
@@ -236,6 +237,7 @@ class Options:
     domain: str | Callable[[dict[str, Any]], str | None] | None
     serializer: Any
     store: Any
+    revocation_store: Any
     external_key: Any
     genid: Callable[[dict[str, Any]], str] | None
     prefix: str
@@ -383,6 +385,7 @@ class OptionViews:
     domain: _Option[Any] = _Option()
     serializer: _Option[Any] = _Option()
     store: _Option[Any] = _Option()
+    revocation_store: _Option[Any] = _Option()
     external_key: _Option[Any] = _Option()
     genid: _Option[Any] = _Option()
     prefix: _Option[str] = _Option()

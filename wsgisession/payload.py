@@ -9,9 +9,12 @@ integer Unix seconds (DESIGN §3)::
     m  the session's own max age                 when set by ``session.max_age = …``
                                                  (``null`` = browser session)
     s  the session id                            always
+    u  the user id the session is bound to       after ``session.bind_user(...)``
+    g  that user's revocation generation         with ``revocation_store``
     d  the session data                          cookie mode tokens and store records
 
-The keys are written in that order. :func:`dump_payload` writes them (a direct
+The keys are written in that order (tokens without ``u``/``g`` are byte for byte
+what format v1 has always written). :func:`dump_payload` writes them (a direct
 formatter for the default serializer, the serializer itself otherwise; the two are
 byte-identical for JSON); :func:`load_token` and :func:`load_record` read and check
 them and raise :class:`~wsgisession.errors.InvalidToken` with the event and reason
@@ -72,7 +75,17 @@ class Payload:
     """What a token or record holds, checked. ``max_age`` is :data:`UNSET` when the
     session has no lifetime of its own; ``data`` is ``None`` in a store-mode token."""
 
-    __slots__ = ("sid", "created", "expires", "absolute", "max_age", "data", "kid")
+    __slots__ = (
+        "sid",
+        "created",
+        "expires",
+        "absolute",
+        "max_age",
+        "data",
+        "kid",
+        "user",
+        "generation",
+    )
 
     def __init__(
         self,
@@ -83,6 +96,8 @@ class Payload:
         max_age: Any,
         data: dict[str, Any] | None,
         kid: bytes = b"",
+        user: str | None = None,
+        generation: int | None = None,
     ) -> None:
         self.sid = sid
         self.created = created
@@ -92,6 +107,8 @@ class Payload:
         self.data = data
         #: The key id that sealed it (set by the caller that opened it).
         self.kid = kid
+        self.user = user
+        self.generation = generation
 
     def __repr__(self) -> str:
         return "<Payload>"  # holds an id and data: never shown
@@ -110,6 +127,8 @@ def dump_payload(
     absolute: int | None,
     max_age: Any,
     data: dict[str, Any] | None,
+    user: str | None = None,
+    generation: int | None = None,
 ) -> bytes:
     """Serialize one payload; ``data=None`` leaves ``d`` out (store-mode tokens), and
     ``expires=None`` leaves ``e`` out (browser sessions and store records).
@@ -126,6 +145,10 @@ def dump_payload(
             if max_age is not UNSET:
                 a += ',"m":null' if max_age is None else f',"m":{max_age}'
             head = f'{{"c":{created}{e}{a},"s":{_json_str(sid)}'
+            if user is not None:
+                head += f',"u":{_json_str(user)}'
+                if generation is not None:
+                    head += f',"g":{generation}'
             if data is None:
                 return f"{head}}}".encode("ascii")
             return f'{head},"d":{encode_text(data)}}}'.encode("ascii")
@@ -137,6 +160,10 @@ def dump_payload(
         if max_age is not UNSET:
             meta["m"] = max_age
         meta["s"] = sid
+        if user is not None:
+            meta["u"] = user
+            if generation is not None:
+                meta["g"] = generation
         if data is not None:
             meta["d"] = data
         plaintext: bytes = serializer.dumps(meta)
@@ -174,6 +201,18 @@ def _per_session(meta: dict[str, Any]) -> Any:
     if value is None or (type(value) is int and value > 0):
         return value
     raise InvalidToken("schema")
+
+
+def _binding(meta: dict[str, Any]) -> tuple[str | None, int | None]:
+    """``u`` (a str of 1 to 256 characters) and ``g`` (an int >= 0, only with ``u``)."""
+    user, generation = meta.get("u"), meta.get("g")
+    if user is None and generation is None:
+        return None, None
+    if type(user) is not str or not 0 < len(user) <= MAX_ID_CHARS:
+        raise InvalidToken("schema")
+    if generation is not None and (type(generation) is not int or generation < 0):
+        raise InvalidToken("schema")
+    return user, generation
 
 
 def _absolute(meta: dict[str, Any], created: int, absolute_max_age: int | None) -> int | None:
@@ -214,13 +253,14 @@ def load_token(
         raise InvalidToken("schema")
     absolute = _absolute(meta, created, absolute_max_age)
     max_age = _per_session(meta)
+    user, generation = _binding(meta) if "u" in meta or "g" in meta else (None, None)
     if created > now + CLOCK_SKEW:
         raise InvalidToken("future")
     if absolute is not None and not now < absolute:
         raise InvalidToken("absolute", "expired", session_id=sid)
     if expires is not None and not now < expires:
         raise InvalidToken("idle", "expired", session_id=sid)
-    return Payload(sid, created, expires, absolute, max_age, data)
+    return Payload(sid, created, expires, absolute, max_age, data, b"", user, generation)
 
 
 def load_record(
@@ -243,9 +283,10 @@ def load_record(
         raise InvalidToken("schema")
     absolute = _absolute(meta, created, absolute_max_age)
     max_age = _per_session(meta)
+    user, generation = _binding(meta) if "u" in meta or "g" in meta else (None, None)
     if absolute is not None and not now < absolute:
         raise InvalidToken("absolute", "expired", session_id=sid)
-    return Payload(sid, created, None, absolute, max_age, data)
+    return Payload(sid, created, None, absolute, max_age, data, b"", user, generation)
 
 
 # -- expiry arithmetic ---------------------------------------------------------------------

@@ -14,17 +14,17 @@ import decimal
 import uuid
 from collections.abc import Iterator, MutableMapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import WSGISessionError
-from .events import Emitter, session_id_hash
+from .events import session_id_hash
 from .payload import UNSET, Payload, absolute_of, coerce_lifetime, expiry_of, lifetime_of
 from .serializers import same_content
 
-if TYPE_CHECKING:  # pragma: no cover - types only; options never imports session
-    from .options import Options
+if TYPE_CHECKING:  # pragma: no cover - types only; owner never imports session
+    from .owner import SessionOwner
 
-__all__ = ["Session", "SessionOwner"]
+__all__ = ["Session"]
 
 #: Value types that cannot be changed in place; handing them out needs no snapshot.
 _IMMUTABLE = frozenset(
@@ -33,36 +33,15 @@ _IMMUTABLE = frozenset(
 )
 #: The identity fields; forgetting them returns a session to a brand-new one's.
 _IDENTITY: tuple[str, ...] = ("_is_new", "_incoming", "_expires", "_absolute", "_max_age", "_rekey")
-_IDENTITY += ("_record_rekey", "_store_key", "_snapshot", "_modified", "_force")
+_IDENTITY += ("_record_rekey", "_store_key", "_snapshot", "_modified", "_force", "_user")
+_IDENTITY += ("_generation",)
 _UNCOMPARABLE = b"\x00uncomparable"  # snapshot of unserializable data: always "changed"
 _NO_ENVIRON: Any = MappingProxyType({})  # what a detached, loaded session holds
 
 
-class SessionOwner(Protocol):
-    """What a session asks of the manager that made it; nothing else."""
-
-    options: Options
-    emitter: Emitter
-    environ_key: str  # options.environ_key, read on every request
-    late_saves: bool  # store mode: changes after the headers are saved at close()
-
-    def _load(self, session: Session) -> dict[str, Any]: ...  # first touch: open the token
-
-    def new_id(self, environ: dict[str, Any]) -> str: ...
-
-    def session_headers(
-        self, session: Session, status: str, headers: list[tuple[str, str]], exc_info: Any
-    ) -> list[tuple[str, str]]: ...  # commit, for a WSGI response
-
-    def _late_write(self, session: Session) -> None: ...  # a change after the headers
-
-
 class Session(MutableMapping[str, Any]):
-    """A request's session: the dict API plus lifecycle controls.
-
-    Sessions are made by a :class:`~wsgisession.SessionManager` (the middleware is
-    one): ``environ["session"]`` in a WSGI application, or
-    :meth:`~wsgisession.SessionManager.open_session` elsewhere.
+    """A request's session: the dict API plus lifecycle controls, made by a
+    :class:`~wsgisession.SessionManager` (``environ["session"]``, or ``open_session()``).
 
     **Invariants.** ``_data is None`` until the first touch loads the session; from
     then on ``_id``/``_created`` are set. ``_is_new`` is true until the session is
@@ -79,8 +58,14 @@ class Session(MutableMapping[str, Any]):
 
     #: The fields ``SessionMiddleware.__call__`` sets inline on each new session (and
     #: releases at the end of the response): the only ones set outside this class.
-    _PER_REQUEST: tuple[str, ...] = ("_owner", "_environ", "_data", "accessed", "_committed")
-    _PER_REQUEST += ("_server_start_response",)
+    _PER_REQUEST = (
+        "_owner",
+        "_environ",
+        "_data",
+        "accessed",
+        "_committed",
+        "_server_start_response",
+    )
 
     # Defaults live on the class: an untouched session pays for the stores above only.
     _data: dict[str, Any] | None = None
@@ -105,6 +90,8 @@ class Session(MutableMapping[str, Any]):
     _expires: int | None = None
     _absolute: int | None = None
     _max_age: Any = UNSET  # int | None | UNSET
+    _user: str | None = None  # bind_user()
+    _generation: int | None = None  # with revocation_store: the user's, when saved
 
     _owner: SessionOwner
     _environ: dict[str, Any]
@@ -121,10 +108,8 @@ class Session(MutableMapping[str, Any]):
     ) -> Session:
         """A session for ``environ`` made outside the middleware's ``__call__``."""
         session = cls()
-        session._owner = owner
-        session._environ = environ
+        session._owner, session._environ, session._tokens = owner, environ, tokens
         session._server_start_response = None
-        session._tokens = tokens
         return session
 
     def _start_response(
@@ -142,7 +127,7 @@ class Session(MutableMapping[str, Any]):
 
     # -- transitions: loading -----------------------------------------------------------
 
-    def _load(self) -> dict[str, Any]:
+    def _load(self) -> dict[str, Any]:  # first touch: the owner opens the token
         data = self._data
         if data is None:
             self.accessed = True
@@ -159,6 +144,7 @@ class Session(MutableMapping[str, Any]):
         self._is_new, self._incoming = False, True
         self._expires, self._absolute, self._max_age = expires, payload.absolute, payload.max_age
         self._rekey, self._record_rekey = rekey, record_rekey
+        self._user, self._generation = payload.user, payload.generation
         return data
 
     def _start_fresh(self, now: float) -> dict[str, Any]:
@@ -174,21 +160,19 @@ class Session(MutableMapping[str, Any]):
         self._forget_identity()
         return self._start_fresh(now)
 
-    def _forget_identity(self) -> None:
-        """Every identity field back to a brand-new session's (the class defaults)."""
+    def _forget_identity(self) -> None:  # back to a brand-new session's (class defaults)
         for name in _IDENTITY:
             self.__dict__.pop(name, None)
 
     def _pristine(self) -> None:
-        """What ``valid()`` read during the load does not count as a change."""
-        self._snapshot = None
+        self._snapshot = None  # what valid() read during the load is no change
 
     # -- transitions: store bookkeeping -------------------------------------------------
 
     def _record_read(self, key: str, *, found: bool, failed: bool = False) -> None:
-        """The request's token named the record ``key``; it was ``found`` (the session
-        lives there), or the store ``failed`` (read-only for this request)."""
-        self._incoming_key = key
+        """The token named record ``key`` ("": none); ``found``: the session lives there;
+        ``failed``: a store could not be read (read-only for this request)."""
+        self._incoming_key = key or self._incoming_key
         if found:
             self._store_key = key
         self._unavailable = failed
@@ -197,15 +181,13 @@ class Session(MutableMapping[str, Any]):
         self._store_key = key
         self._moved_from = None
 
-    def _doom(self, *keys: str | None) -> None:
-        """Mark store records for deletion at commit."""
+    def _doom(self, *keys: str | None) -> None:  # store records to delete at commit
         doomed = list(self._doomed)
-        doomed.extend(k for k in keys if k is not None and k not in doomed)
+        doomed.extend(k for k in keys if k and k not in doomed)
         self._doomed = tuple(doomed)
 
     def _take_doomed(self, *, destroy: bool = False) -> tuple[str, ...]:
-        """The records to delete now, forgotten here (``destroy``: the session's own
-        record too; it then lives in none)."""
+        """The records to delete now, forgotten (``destroy``: its own record too)."""
         if destroy:
             self._doom(self._store_key, self._incoming_key)
             self._store_key = None
@@ -214,13 +196,15 @@ class Session(MutableMapping[str, Any]):
 
     # -- transitions: commit --------------------------------------------------------------
 
+    def _bind_generation(self, generation: int | None) -> None:
+        self._generation = generation  # the user's, this session is saved under
+
     def _begin_commit(self, failed: bool) -> None:
         self._failed = failed  # an error response: nothing saved late either
 
     def _end_commit(self, sent: Any, final: bool = True) -> None:
-        """The headers are decided: later changes are late. Not ``final`` (a framework
-        that may save again in the same request): the session stays open, a new one
-        after a destroy, with nothing requested any more."""
+        """The headers are decided: later changes are late. Not ``final`` (more saves may
+        follow): the session stays open, with nothing requested any more."""
         if final:
             self._committed = True
             self._sent = sent
@@ -228,8 +212,7 @@ class Session(MutableMapping[str, Any]):
             self._invalidated = self._commit_requested = self._destroy_late = False
 
     def _mark_saved(self, expires: int | None, absolute: int | None) -> None:
-        """Saved (or refreshed) just now: clean, no longer new, nothing due; it now
-        exists for the client (``_incoming``: emptying it later destroys it)."""
+        """Saved just now: clean, not new, nothing due; emptying it later destroys it."""
         self._is_new = self._modified = self._force = self._rekey = self._record_rekey = False
         self._incoming = True
         self._expires, self._absolute, self._snapshot = expires, absolute, None
@@ -342,9 +325,8 @@ class Session(MutableMapping[str, Any]):
             return default[0]
         raise KeyError(key)
 
-    def popitem(self) -> tuple[str, Any]:
-        data = self._load()
-        item = data.popitem()
+    def popitem(self) -> tuple[str, Any]:  # the last item, as dict.popitem()
+        item = self._load().popitem()
         self._touch_write()
         return item
 
@@ -354,8 +336,7 @@ class Session(MutableMapping[str, Any]):
             self._touch_write()
             data.clear()
 
-    def copy(self) -> dict[str, Any]:
-        """A shallow ``dict`` copy of the data."""
+    def copy(self) -> dict[str, Any]:  # a shallow dict copy of the data
         return {key: self._expose(value) for key, value in self._load().items()}
 
     # -- metadata -----------------------------------------------------------------
@@ -375,8 +356,7 @@ class Session(MutableMapping[str, Any]):
     @property
     def id_hash(self) -> str:
         """A short, non-reversible hash of :attr:`id`, safe for logs."""
-        self._load()
-        return session_id_hash(self._id)
+        return session_id_hash(self.id)
 
     @property
     def created_at(self) -> int:
@@ -400,11 +380,8 @@ class Session(MutableMapping[str, Any]):
     @property
     def max_age(self) -> int | None:
         """Lifetime in seconds from the last save (``None``: browser-session cookie).
-
         Setting it applies to this session only (kept in its token) and forces a save;
-        ``del session.max_age`` returns the session to :attr:`default_max_age` (also
-        forcing a save, which drops the session's own value from its token).
-        """
+        ``del session.max_age`` returns to :attr:`default_max_age` (forcing a save too)."""
         self._load()
         value: int | None = lifetime_of(self._owner.options.max_age, self._max_age)
         return value
@@ -420,29 +397,24 @@ class Session(MutableMapping[str, Any]):
     def _own_max_age(self, value: Any) -> None:
         self._load()
         self._check_not_committed("max_age")
-        self._max_age = value
-        self._force = True
+        self._max_age, self._force = value, True
 
     @property
     def default_max_age(self) -> int | None:
         """The configured ``max_age``: what :attr:`max_age` is unless set for this session."""
-        value: int | None = self._owner.options.max_age
-        return value
+        return self._owner.options.max_age
 
     @property
     def changed(self) -> bool:
         """True when the data differs from what was loaded. Never loads the session."""
-        if self._data is None:
-            return False
-        if self._modified:
-            return True
+        if self._data is None or self._modified:
+            return self._data is not None
         return self._snapshot is not None and self._dump_data() != self._snapshot
 
     # -- lifecycle ----------------------------------------------------------------
 
     def _check_not_committed(self, what: str, *, store_late: bool = False) -> bool:
-        """Raise if the headers are gone, unless store mode can still do ``what``
-        at close() (then return True: the caller marks the session for a late save)."""
+        """Raise once the headers are gone, unless store mode can still do it at close()."""
         if not self._committed:
             return False
         if store_late and self._owner.late_saves:
@@ -450,8 +422,7 @@ class Session(MutableMapping[str, Any]):
         raise WSGISessionError(f"session.{what} after start_response: headers already sent")
 
     def save(self) -> None:
-        """Save at ``start_response`` even if unchanged or empty (store mode, after
-        ``start_response``: when the response closes)."""
+        """Save at commit even if unchanged or empty (late in store mode: at close())."""
         self._load()
         if self._check_not_committed("save()", store_late=True):
             self._late = True
@@ -465,8 +436,7 @@ class Session(MutableMapping[str, Any]):
         self._commit_requested = True
 
     def regenerate(self) -> None:
-        """Issue a new session id (and token) for the same data, against fixation: call
-        it on login and on every privilege change."""
+        """A new id (and token) for the same data, against fixation: call it at login."""
         self._load()
         self._check_not_committed("regenerate()")
         if self._store_key is not None:
@@ -477,6 +447,23 @@ class Session(MutableMapping[str, Any]):
         self._id = owner.new_id(self._environ)
         self._force = True
         owner.emitter.emit("regenerated", self._environ, self._id, "regenerate")
+
+    @property
+    def user_id(self) -> str | None:
+        """The user id given to :meth:`bind_user`, or ``None``."""
+        self._load()
+        return self._user
+
+    def bind_user(self, user_id: str) -> None:
+        """Bind the session to ``user_id`` (call it at login; it forces a save): the
+        manager can then list and revoke that user's sessions ("log out everywhere")."""
+        self._load()
+        self._check_not_committed("bind_user()")
+        if not isinstance(user_id, str) or not 0 < len(user_id) <= 256:
+            raise WSGISessionError("bind_user() needs a user id of 1 to 256 characters")
+        if user_id != self._user:
+            self._user, self._generation = user_id, None
+        self._force = True  # saved with the binding
 
     def invalidate(self) -> None:
         """Destroy the session: the response clears the cookie and deletes its record.

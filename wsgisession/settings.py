@@ -20,7 +20,8 @@ are ignored; an unknown key inside it, or a value its converter refuses, raises
 Spellings: booleans ``true/false/yes/no/on/off/1/0``; ``none`` for ``None`` (lifetimes,
 ``secure``); lists split on whitespace and newlines; ``samesite`` is ``lax``,
 ``strict``, ``none`` (the attribute value) or empty (no attribute); ``store`` is
-``memory`` or a ``redis://``/``rediss://``/``unix://`` URL; ``external_key`` is a header
+``memory``, ``file:///dir`` or a ``redis://``/``rediss://``/``unix://`` URL
+(:func:`store_from_url`); ``external_key`` is a header
 name; callables (``valid``, ``before_save``, ``genid``, ``on_event``, ``clock``,
 ``serializer``) are dotted ``package.module:name``.
 """
@@ -28,13 +29,14 @@ name; callables (``valid``, ``before_save``, ``genid``, ``on_event``, ``clock``,
 from __future__ import annotations
 
 import importlib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import ConfigurationError
 from .options import OPTION_NAMES
 
-__all__ = ["asbool", "parse_settings", "CONVERTERS"]
+__all__ = ["asbool", "parse_settings", "store_from_url", "CONVERTERS"]
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -105,19 +107,61 @@ def _as_instance(value: str) -> Any:
     return obj() if isinstance(obj, type) else obj
 
 
-def _as_store(value: str) -> Any:
-    word = value.strip()
-    if word.lower() == "memory":
+def store_from_url(url: str) -> Any:
+    """A store from its URL: ``memory``, ``file:///absolute/directory`` (FileStore), a
+    ``redis://``, ``rediss://`` or ``unix://`` URL (RedisStore), ``memcached://host:port``
+    (MemcachedStore, several servers comma-separated), or an SQLAlchemy URL
+    (``sqlite:///path``, ``postgresql://...``: SQLStore). One line per scheme.
+
+    :raises ConfigurationError: (option ``store``) for an unknown scheme or a bad URL;
+        the message names the scheme, never the rest of the URL (it may hold a password).
+    :raises ImportError: when the store needs a package that is not installed.
+    """
+    word = url.strip()
+    scheme = word.partition(":")[0].lower() if ":" in word else word.lower()
+    if scheme == "memory":
         from .stores.memory import MemoryStore
 
         return MemoryStore()
-    if word.startswith(("redis://", "rediss://", "unix://")):
+    if scheme in ("redis", "rediss", "unix"):
         from .stores.redis import RedisStore
 
         return RedisStore(url=word)
+    if scheme == "file":
+        from .stores.files import FileStore
+
+        return FileStore(_file_url_path(word))
+    if scheme == "memcached":
+        from .stores.memcached import MemcachedStore
+
+        return MemcachedStore.from_url(word)
+    if scheme.partition("+")[0] in ("sqlite", "postgresql", "postgres"):
+        from .stores.sql import SQLStore
+
+        return SQLStore(word)
+    raise ConfigurationError(
+        f"unknown store URL scheme {scheme[:20]!r}: expected memory, file:///dir, "
+        "redis://, rediss://, unix://, memcached://, sqlite:/// or postgresql://",
+        "store",
+    )
+
+
+def _file_url_path(url: str) -> str:
+    """The directory of ``file:///dir`` (or ``file://localhost/dir``), percent-decoded."""
+    parts = urllib.parse.urlsplit(url)
+    path = urllib.parse.unquote(parts.path, errors="strict")
+    if parts.netloc not in ("", "localhost") or not path.startswith("/"):
+        raise ConfigurationError("a file store URL is file:///absolute/directory", "store")
+    if parts.query or parts.fragment:
+        raise ConfigurationError("a file store URL takes no ?query or #fragment", "store")
+    return path
+
+
+def _as_store(value: str) -> Any:
+    word = value.strip()
     if word.lower() in ("", "none", "cookie"):
         return None
-    raise ValueError("expected memory, none or a redis://, rediss:// or unix:// URL")
+    return store_from_url(word)
 
 
 def _as_header_key(value: str) -> Any:
@@ -145,6 +189,7 @@ CONVERTERS: dict[str, Callable[[str], Any]] = {
     "renew": asbool,
     "serializer": _as_instance,
     "store": _as_store,
+    "revocation_store": _as_store,
     "external_key": _as_header_key,
     "genid": _as_object,
     "prefix": _as_str,

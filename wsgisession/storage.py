@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from .codec import TokenCodec
 from .errors import InvalidToken, StoreError
 from .events import Emitter, logger
+from .options import Options
 from .payload import Payload, dump_payload, load_record
 from .session import Session
 
@@ -35,25 +35,16 @@ __all__ = ["StoreBackend"]
 class StoreBackend:
     """Reads and writes session records in one store (see the module docstring)."""
 
-    def __init__(
-        self,
-        store: Any,
-        *,
-        prefix: str,
-        codec: TokenCodec,
-        serializer: Any,
-        fast_json: bool,
-        absolute_max_age: int | None,
-        on_store_error: str,
-        emitter: Emitter,
-    ) -> None:
-        self.store = store
-        self.prefix = prefix
+    def __init__(self, options: Options, codec: TokenCodec, emitter: Emitter) -> None:
+        """``options``: the store, ``prefix``, ``serializer`` (``fast_json``),
+        ``absolute_max_age`` and ``on_store_error`` are what it reads."""
+        store = self.store = options.store
+        self.prefix = options.prefix
         self._codec = codec
-        self._serializer = serializer
-        self._fast_json = fast_json
-        self._absolute_max_age = absolute_max_age
-        self._raise = on_store_error == "raise"
+        self._serializer = options.serializer
+        self._fast_json = options.fast_json
+        self._absolute_max_age = options.absolute_max_age
+        self._raise = options.on_store_error == "raise"
         self._emitter = emitter
         # The store's optional methods, looked up once.
         self._create: Callable[[str, bytes, int | None], bool] | None = getattr(
@@ -149,6 +140,8 @@ class StoreBackend:
             absolute=absolute,
             max_age=session._max_age,
             data=session._data,
+            user=session._user,
+            generation=session._generation,
         )
 
     def _put(self, session: Session, key: str, record: bytes, ttl: int) -> bool:

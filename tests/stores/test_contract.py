@@ -60,6 +60,11 @@ def store_key(session_id: str, prefix: str = "session:") -> str:
     return prefix + hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
+def cookie_value_of(cookie_header: str) -> str:
+    """The value of a ``name=value`` Cookie header made by :func:`jar`."""
+    return cookie_header.partition("=")[2]
+
+
 def jar(response, name: str = "session") -> str:
     """The ``Cookie`` request header that sends back the cookie a response set."""
     value = cookie_value(response, name)
@@ -123,6 +128,7 @@ class Recorder:
     """
 
     OPS = ("get", "set", "delete", "create", "update", "touch", "move")
+    OPS += ("index_put", "index_get", "index_revoke")
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -135,7 +141,8 @@ class Recorder:
         method = getattr(self.inner, name)
 
         def recorded(key, *args):
-            ttl = args[-1] if name in ("set", "create", "update", "touch", "move") else None
+            with_ttl = ("set", "create", "update", "touch", "move", "index_put")
+            ttl = args[-1] if name in with_ttl else None
             self.calls.append(Call(name, key, ttl))
             if name in ("set", "create", "update"):
                 self.written.append((key, args[0]))
@@ -389,6 +396,48 @@ class StoreContract:
         self.store.delete("t")
         assert self.store.touch("t", 100) is False
         assert self.store.get("t") is None
+
+    # -- the optional index methods (per-user session lists) --------------------------
+
+    def test_index_put_and_get_round_trip_entries_exactly(self):
+        index = "session:user:alice"
+        self.store.set("session:r1", b"one", 100)
+        self.store.set("session:r2", b"two", 100)
+        self.store.index_put(index, "session:r1", b"\x00entry-1\xff", 100)
+        self.store.index_put(index, "session:r2", b"entry-2", 100)
+        assert self.store.index_get(index) == {
+            "session:r1": b"\x00entry-1\xff",
+            "session:r2": b"entry-2",
+        }
+        self.store.index_put(index, "session:r1", b"replaced", 100)
+        assert self.store.index_get(index)["session:r1"] == b"replaced"
+        assert self.store.index_get("session:user:nobody") == {}
+        assert self.store.index_get("session:user:bob") == {}
+
+    def test_index_members_expire_on_their_own(self):
+        index = "session:user:carol"
+        self.store.index_put(index, "session:short", b"s", 1)
+        self.store.index_put(index, "session:long", b"l", 100)
+        self.elapse(2.1)
+        assert self.store.index_get(index) == {"session:long": b"l"}
+
+    def test_index_revoke_deletes_records_and_members_together(self):
+        index = "session:user:dave"
+        other = "session:user:erin"
+        for key in ("session:d1", "session:d2", "session:d3", "session:e1"):
+            self.store.set(key, b"v", 100)
+        for key in ("session:d1", "session:d2", "session:d3"):
+            self.store.index_put(index, key, b"e", 100)
+        self.store.index_put(other, "session:e1", b"e", 100)
+        self.store.index_revoke(index, ["session:d1", "session:d2", "session:gone"])
+        assert self.store.get("session:d1") is None and self.store.get("session:d2") is None
+        assert self.store.get("session:d3") == b"v"
+        assert self.store.index_get(index) == {"session:d3": b"e"}
+        assert self.store.index_get(other) == {"session:e1": b"e"}  # untouched
+        self.store.index_revoke(index, ["session:d3"])
+        assert self.store.index_get(index) == {} and self.store.get("session:d3") is None
+        self.store.index_revoke(index, [])  # nothing: fine
+        self.store.index_revoke("session:user:nobody", ["session:x"])
 
     # ==============================================================================
     # koa-session store scenarios S1-S37 (research/koa-session.md §6.3)
@@ -1564,6 +1613,93 @@ class StoreContract:
         assert self.raw_get(store_key(sid)) is None
         assert self.raw_get(store_key(response.text)) is None
 
+    # ==============================================================================
+    # A user's sessions: list, revoke one, log out everywhere (issue 15 item 6)
+    # ==============================================================================
+
+    def user_app(self, **options) -> Harness:
+        """``/login/<user>`` binds the session (a "device"); ``/me`` shows the bound
+        user; ``/logout`` invalidates."""
+
+        def handler(environ, session):
+            path = environ["PATH_INFO"]
+            if path.startswith("/login/"):
+                session["user"] = path.rsplit("/", 1)[1]
+                session.regenerate()
+                session.bind_user(session["user"])
+                return session.id
+            if path == "/logout":
+                session.invalidate()
+                return "bye"
+            return f"{session.user_id}:{session.get('user')}"
+
+        return self.make(handler, **options)
+
+    def test_a_user_lists_and_revokes_their_sessions(self):
+        h = self.user_app()
+        phone = jar(h.get("/login/alice"))
+        laptop = jar(h.get("/login/alice"))
+        jar(h.get("/login/bob"))
+        mw = h.mw
+        listed = mw.sessions_of("alice")
+        assert len(listed) == 2 and len(mw.sessions_of("bob")) == 1
+        for info in listed:  # opaque: neither the id nor the record key
+            assert re.fullmatch(r"[0-9a-f]{32}", info.handle)
+            assert info.created == info.last_seen == T0 and info.expires == T0 + DAY
+        assert h.get("/me", cookie=phone).text == "alice:alice"
+        own = mw.open_session(value=cookie_value_of(laptop))
+        own.get("user")
+        laptop_handle = mw.handle_of(own)
+        assert laptop_handle in {info.handle for info in listed}
+        phone_handle = ({info.handle for info in listed} - {laptop_handle}).pop()
+        assert mw.revoke("alice", phone_handle) is True
+        assert mw.revoke("alice", phone_handle) is False  # already gone
+        assert mw.revoke("bob", laptop_handle) is False  # not bob's
+        assert h.get("/me", cookie=phone).text == "None:None"  # logged out there
+        assert h.get("/me", cookie=laptop).text == "alice:alice"
+        assert [i.handle for i in mw.sessions_of("alice")] == [laptop_handle]
+
+    def test_log_out_everywhere_but_here(self):
+        h = self.user_app()
+        devices = [jar(h.get("/login/alice")) for _ in range(3)]
+        here = h.mw.open_session(value=cookie_value_of(devices[0]))
+        here.get("user")
+        h.mw.revoke_all("alice", keep=here)
+        assert h.get("/me", cookie=devices[0]).text == "alice:alice"
+        assert [h.get("/me", cookie=d).text for d in devices[1:]] == ["None:None"] * 2
+        assert len(h.mw.sessions_of("alice")) == 1
+        h.mw.revoke_all("alice")
+        assert h.get("/me", cookie=devices[0]).text == "None:None"
+        assert h.mw.sessions_of("alice") == []
+
+    def test_logout_regenerate_and_expiry_keep_the_list_true(self):
+        h = self.user_app(max_age=100)
+        first = jar(h.get("/login/carol"))
+        h.get("/login/carol", cookie=first)  # regenerate on an existing session
+        assert len(h.mw.sessions_of("carol")) == 1  # the old id is not listed
+        second = jar(h.get("/login/carol"))
+        h.get("/logout", cookie=second)
+        assert len(h.mw.sessions_of("carol")) == 1
+        self.elapse(101)
+        assert h.mw.sessions_of("carol") == []
+
+    def test_revocation_generation_in_store_mode_too(self):
+        """With revocation_store, revoke_all also refuses every session saved under an
+        older generation — the way "log out everywhere" works on a store without an
+        index (memcached)."""
+        generations = MemoryStore()
+        h = self.user_app(revocation_store=generations)
+        device = jar(h.get("/login/dave"))
+        assert h.get("/me", cookie=device).text == "dave:dave"
+        h.mw.revoke_all("dave")
+        h.events.clear()
+        assert h.get("/me", cookie=device).text == "None:None"
+        seen = [(e.name, e.reason) for e in h.events]
+        if hasattr(self.store, "index_revoke"):  # the record itself was deleted
+            assert ("missed", "no_record") in seen
+        else:  # the record is there, but saved under the old generation
+            assert ("invalid", "revoked") in seen
+
 
 class TestMemoryStore(StoreContract):
     """The contract over MemoryStore, sharing the middleware's injected clock."""
@@ -1637,6 +1773,14 @@ class TestMinimalStore(StoreContract):
     test_update_only_if_present = None
     test_touch_only_if_present_and_moves_the_ttl = None
     test_genid_collision_never_overwrites = None  # set() cannot refuse: documented limit
+    # No index methods: "my sessions" is not available on such a store (revoke_all works
+    # with revocation_store: test_revocation_generation_in_store_mode_too).
+    test_a_user_lists_and_revokes_their_sessions = None
+    test_log_out_everywhere_but_here = None
+    test_logout_regenerate_and_expiry_keep_the_list_true = None
+    test_index_put_and_get_round_trip_entries_exactly = None
+    test_index_members_expire_on_their_own = None
+    test_index_revoke_deletes_records_and_members_together = None
 
     @pytest.fixture
     def store(self, clock):

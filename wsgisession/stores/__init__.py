@@ -16,9 +16,32 @@ race-free:
     for ``regenerate()``: write ``new`` and delete ``old`` in one step, only while ``old``
     still exists (so a regenerate racing a logout cannot revive the session).
 
-A store without them falls back to ``set`` (and a rewrite for ``touch``) and loses
-that guarantee. A store signals failure by raising
-:class:`~wsgisession.errors.StoreError`; other exceptions are bugs and propagate.
+``touch`` may return ``None`` (done) or a bool (``False``: the record is gone). A store
+without ``update``/``move`` gets a check that the record exists right before each
+update (a narrower window, not a closed one) and a warning at construction.
+
+Optional **index** methods give "my active sessions" and "log out everywhere" in store
+mode (DESIGN "Stores"). An index is a named set of *members* (record keys, as given by
+the middleware) with an opaque sealed entry and an expiry each; the middleware keeps
+one index per user id it was asked to bind sessions to:
+
+``index_put(index, member, entry, ttl) -> None``
+    add or replace ``member`` with ``entry`` (bytes, stored as given); the member
+    expires ``ttl`` seconds from now. The index lives as long as its longest member.
+``index_get(index) -> dict[str, bytes]``
+    the members that have not expired, with their entries; expired members are
+    removed (or never returned).
+``index_revoke(index, members) -> None``
+    in one atomic step, delete the records named by ``members`` and remove them from
+    the index (a member that is absent, or whose record is gone, is no error).
+
+``sweep() -> int`` (optional) removes expired records and index members from a store
+that does not expire them by itself (files, SQL) and returns how many it removed;
+``python -m wsgisession sweep URL`` calls it. ``ping() -> None`` (optional) raises
+``StoreError`` unless the store can be reached (readiness probes).
+
+A store signals failure by raising :class:`~wsgisession.errors.StoreError`; other
+exceptions are bugs and propagate.
 """
 
 from __future__ import annotations
@@ -47,4 +70,12 @@ def __getattr__(name: str) -> object:
         from .redis import RedisStore
 
         return RedisStore
+    if name == "FileStore":
+        from .files import FileStore
+
+        return FileStore
+    if name == "MemcachedStore":
+        from .memcached import MemcachedStore
+
+        return MemcachedStore
     raise AttributeError(name)

@@ -51,6 +51,8 @@ class MemoryStore:
         self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
         #: Bytes held now: the sum of len(key) + len(value) over the entries.
         self._bytes = 0
+        #: index name -> member -> (entry, deadline): per-user session lists.
+        self._indexes: dict[str, dict[str, tuple[bytes, float]]] = {}
 
     def __len__(self) -> int:
         with self._lock:
@@ -158,6 +160,39 @@ class MemoryStore:
         with self._lock:
             if key in self._data:
                 self._drop(key)
+
+    # -- index methods (per-user session lists) ------------------------------------------
+
+    def _live_members(self, index: str) -> dict[str, tuple[bytes, float]]:
+        members = self._indexes.get(index)
+        if not members:
+            return {}
+        now = self._clock()
+        for member in [m for m, (_, deadline) in members.items() if deadline <= now]:
+            del members[member]
+        if not members:
+            del self._indexes[index]
+        return members
+
+    def index_put(self, index: str, member: str, entry: bytes, ttl: int) -> None:
+        with self._lock:
+            self._live_members(index)
+            self._indexes.setdefault(index, {})[member] = (bytes(entry), self._clock() + ttl)
+
+    def index_get(self, index: str) -> dict[str, bytes]:
+        with self._lock:
+            return {member: entry for member, (entry, _) in self._live_members(index).items()}
+
+    def index_revoke(self, index: str, members: list[str]) -> None:
+        """Delete the records ``members`` and remove them from ``index``, in one step."""
+        with self._lock:
+            listed = self._indexes.get(index, {})
+            for member in members:
+                listed.pop(member, None)
+                if member in self._data:
+                    self._drop(member)
+            if index in self._indexes and not listed:
+                del self._indexes[index]
 
     def ttl(self, key: str) -> float | None:
         """Seconds left for ``key`` (``None``: no expiry); ``KeyError`` if absent."""

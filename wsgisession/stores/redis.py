@@ -15,6 +15,7 @@ gives client lines that keep a request's wait near 1.5 s).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -41,6 +42,45 @@ else
   redis.call('SET', KEYS[2], ARGV[1])
 end
 redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# Index scripts: KEYS[1] the members' entries (a hash), KEYS[2] their expiries (a sorted
+# set, Unix seconds). Expired members are dropped on every put and get; the two keys
+# live as long as the longest member.
+_INDEX_PRUNE = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, member in ipairs(expired) do redis.call('HDEL', KEYS[1], member) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+"""
+# ARGV[1] now, ARGV[2] member, ARGV[3] entry, ARGV[4] expires at
+_INDEX_PUT_SCRIPT = (
+    _INDEX_PRUNE
+    + """
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local ttl = math.ceil(tonumber(top[2]) - tonumber(ARGV[1]))
+if ttl < 1 then ttl = 1 end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return 1
+"""
+)
+# ARGV[1] now
+_INDEX_GET_SCRIPT = (
+    _INDEX_PRUNE
+    + """
+return redis.call('HGETALL', KEYS[1])
+"""
+)
+# KEYS[3..] the records to delete (also the members to remove)
+_INDEX_REVOKE_SCRIPT = """
+for i = 3, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('HDEL', KEYS[1], KEYS[i])
+  redis.call('ZREM', KEYS[2], KEYS[i])
+end
 return 1
 """
 
@@ -173,6 +213,9 @@ class RedisStore:
         self.min_replicas = min_replicas
         self._wait_ms = round(replica_timeout * 1000)
         self._move = None if self.clustered else client.register_script(_MOVE_SCRIPT)
+        self._index_put = client.register_script(_INDEX_PUT_SCRIPT)
+        self._index_get = client.register_script(_INDEX_GET_SCRIPT)
+        self._index_revoke = client.register_script(_INDEX_REVOKE_SCRIPT)
         #: Where the client talks to (for messages); computed once.
         self.address = _address(client)
 
@@ -286,3 +329,48 @@ class RedisStore:
 
     def delete(self, key: str) -> None:
         self._write("DEL", lambda c: c.delete(key))
+
+    # -- index methods (per-user session lists) ------------------------------------------
+
+    def _index_keys(self, index: str) -> list[str]:
+        # A hash tag keeps an index's two keys in one slot on Redis Cluster.
+        base = f"{{{index}}}" if self.clustered else index
+        return [base, base + ":expiry"]
+
+    def index_put(self, index: str, member: str, entry: bytes, ttl: int) -> None:
+        now = time.time()
+        script, keys = self._index_put, self._index_keys(index)
+        self._write(
+            "INDEX PUT",
+            lambda c: script(keys=keys, args=[now, member, entry, now + ttl], client=c),
+        )
+
+    def index_get(self, index: str) -> dict[str, bytes]:
+        script, keys, now = self._index_get, self._index_keys(index), time.time()
+        flat = self._run("INDEX GET", lambda: script(keys=keys, args=[now]))
+        pairs = iter(flat)
+        return {
+            (m.decode() if isinstance(m, bytes) else str(m)): bytes(e)
+            for m, e in zip(pairs, pairs, strict=False)
+        }
+
+    def index_revoke(self, index: str, members: list[str]) -> None:
+        """Delete the records and remove the members in one script; on Redis Cluster,
+        where the records live in other slots, the records are deleted first and the
+        members removed after (not atomic: a listing in between shows members whose
+        record is gone, which the middleware skips)."""
+        if not members:
+            return
+        script, keys = self._index_revoke, self._index_keys(index)
+        if not self.clustered:
+            self._write("INDEX REVOKE", lambda c: script(keys=[*keys, *members], client=c))
+            return
+        for member in members:
+            self.delete(member)
+        self._run(
+            "INDEX REVOKE",
+            lambda: (
+                self.client.hdel(keys[0], *members),
+                self.client.zrem(keys[1], *members),
+            ),
+        )
