@@ -287,7 +287,7 @@ def test_every_option_has_help_text():
     parser = build_parser()
     [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     parsers = {"wsgisession": parser, **commands.choices}
-    assert set(parsers) == {"wsgisession", "genkey", "inspect", "demo"}
+    assert set(parsers) == {"wsgisession", "genkey", "inspect", "demo", "sweep"}
     checked = set()
     for name, sub in parsers.items():
         for action in sub._actions:

@@ -212,6 +212,34 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from . import StoreError
+    from .settings import store_from_url
+
+    try:
+        store = store_from_url(args.url)
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except ValueError as exc:  # ConfigurationError too; never echoes a password
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sweep = getattr(store, "sweep", None)
+    if sweep is None:
+        print(
+            f"error: {type(store).__name__} has no sweep(): it expires entries itself",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        removed = sweep()
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # names the operation and the cause
+        return EXIT_UNAVAILABLE
+    print(f"removed {removed} expired {'entry' if removed == 1 else 'entries'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wsgisession",
@@ -275,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="cookie (default: data in the encrypted cookie), memory, or a redis:// URL",
     )
     demo.set_defaults(func=_demo)
+    swp = sub.add_parser("sweep", help="remove expired sessions from a store (cron, timer)")
+    swp.add_argument("url", help="the store: file:///dir (FileStore), or another store URL")
+    swp.set_defaults(func=_sweep)
     return parser
 
 
