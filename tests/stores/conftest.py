@@ -198,3 +198,70 @@ def private_sentinel() -> Iterator[SentinelGroup]:
     failovers: they change the topology for good."""
     with running_sentinel_group(replicas=2) as group:
         yield group
+
+
+# -- memcached (servers.py) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def memcached():
+    """A memcached of the test's own, empty (so that its item count, and the keys
+    ``keys()`` lists, are exact); about 10 ms to start, stopped by PID afterwards."""
+    from tests.stores.servers import running_memcached
+
+    with running_memcached() as server:
+        yield server
+
+
+@pytest.fixture
+def private_memcached():
+    """Factory: ``private_memcached(*options)`` -> another memcached of the test's own,
+    with those command-line options (``-m 2 -M``, ``-I 64k``, ...); all stopped by PID
+    after the test."""
+    from tests.stores.servers import running_memcached
+
+    with contextlib.ExitStack() as stack:
+
+        def start(*options: str):
+            return stack.enter_context(running_memcached(*options))
+
+        yield start
+
+
+# -- PostgreSQL (servers.py) --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster_template():
+    """(bindir, data directory) of one initdb'd cluster, copied by every server."""
+    from tests.stores.servers import postgres_template
+
+    with postgres_template() as template:
+        yield template
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_cluster_template):
+    """A running PostgreSQL for the whole test session (tests use tables of their own)."""
+    from tests.stores.servers import running_postgres
+
+    with running_postgres(*postgres_cluster_template) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres(postgres_server):
+    """The session's PostgreSQL (restarted if a test stopped it)."""
+    if not postgres_server.running:
+        postgres_server.start()
+    return postgres_server
+
+
+@pytest.fixture
+def private_postgres(postgres_cluster_template):
+    """A PostgreSQL of the test's own, for faults that would disturb others (stopping,
+    pausing or crashing it); stopped by PID and removed after the test."""
+    from tests.stores.servers import running_postgres
+
+    with running_postgres(*postgres_cluster_template) as server:
+        yield server

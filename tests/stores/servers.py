@@ -529,3 +529,432 @@ def running_sentinel_group(**kwargs: Any) -> Iterator[SentinelGroup]:
         yield group
     finally:
         group.stop()
+
+
+# -- memcached ---------------------------------------------------------------------------
+
+
+def require_memcached() -> str:
+    """memcached's path; skip (or, with WSGISESSION_REQUIRE_REDIS=1, fail) without it or
+    without pymemcache. The one switch makes every missing store server an error."""
+    required = os.environ.get("WSGISESSION_REQUIRE_REDIS") == "1"
+    path = shutil.which("memcached")
+    if path is None:
+        if required:
+            pytest.fail("WSGISESSION_REQUIRE_REDIS=1 but no memcached on PATH")
+        pytest.skip(
+            "no memcached on PATH: install it (apt-get install memcached) or set "
+            "WSGISESSION_REQUIRE_REDIS=1 to make its absence an error"
+        )
+    try:
+        import pymemcache  # noqa: F401
+    except ImportError:
+        if required:
+            pytest.fail("WSGISESSION_REQUIRE_REDIS=1 but pymemcache is not installed")
+        pytest.skip("pymemcache is not installed: pip install 'wsgisession[memcached]'")
+    return path
+
+
+def _memcached_user() -> list[str]:
+    """memcached refuses to run as root without ``-u``: drop to ``nobody`` then."""
+    if os.geteuid() != 0:
+        return []
+    import pwd
+
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return ["-u", "root"]
+    return ["-u", "nobody"]
+
+
+class Memcached(Process):
+    """A memcached on a free loopback port, TCP only (``-U 0``), with ``extra``
+    options (``-m 2 -M``, ``-I 64k``, ...); ``stop()``/``start()`` restart it (empty:
+    memcached keeps nothing) on the same port."""
+
+    def __init__(self, binary: str, extra: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="wsgisession-memcached-")
+        argv = [binary, "-l", HOST, "-p", str(self.port), "-U", "0", *extra, *_memcached_user()]
+        super().__init__(argv, os.path.join(self.dir, f"memcached-{self.port}.log"))
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def client(self, **kwargs: Any):
+        """A plain pymemcache Client for poking at this server (2 s timeouts)."""
+        from pymemcache.client.base import Client
+
+        kwargs.setdefault("timeout", 2)
+        kwargs.setdefault("connect_timeout", 2)
+        kwargs.setdefault("default_noreply", False)
+        return Client((HOST, self.port), **kwargs)
+
+    def call(self, command: Callable[[Any], Any]) -> Any:
+        """Run ``command(client)`` on a short-lived connection."""
+        client = self.client()
+        try:
+            return command(client)
+        finally:
+            client.close()
+
+    def start(self) -> None:
+        super().start()
+        try:
+            wait_for(
+                lambda: self.call(lambda c: c.version()), 10, f"memcached on {self.port}", 0.005
+            )
+        except RuntimeError as exc:
+            log = self.tail()
+            self.stop()
+            raise RuntimeError(f"{exc}\n{log}") from None
+
+    def stop(self) -> None:
+        """SIGKILL by PID: memcached keeps nothing a clean stop would save, and its
+        SIGTERM waits up to a second for its clock to tick."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    def stats(self, *args: str) -> dict[bytes, Any]:
+        return self.call(lambda c: c.stats(*args))
+
+    def keys(self) -> list[str]:
+        """The keys of every item, sorted. ``lru_crawler metadump all`` can miss items
+        that memcached's LRU maintainer moves during the dump, so it is repeated until
+        it lists as many as ``curr_items`` counts. Exact on a server that was never
+        flushed and holds no expired items (those stay counted until reclaimed)."""
+        from urllib.parse import unquote
+
+        deadline = time.monotonic() + 5
+        while True:
+            count = self.stats()[b"curr_items"]
+            dump = self.raw(b"lru_crawler metadump all\r\n", (b"END\r\n", b"BUSY"))
+            keys = []
+            for line in dump.decode().splitlines():
+                fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+                if "key" in fields:
+                    keys.append(unquote(fields["key"]))
+            if not dump.startswith(b"BUSY") and len(set(keys)) == count:
+                return sorted(set(keys))
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"metadump listed {len(keys)} of {count} items for 5 s")
+            time.sleep(0.01)
+
+    def raw(self, command: bytes, ends: tuple[bytes, ...]) -> bytes:
+        """Send ``command`` on a new socket and read until the reply ends with one of
+        ``ends`` (pymemcache's raw_command keeps only the last chunk of a long reply)."""
+        with socket.create_connection((HOST, self.port), timeout=5) as sock:
+            sock.sendall(command)
+            reply = b""
+            while not any(reply.endswith(end) or reply.startswith(end) for end in ends):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise RuntimeError(f"memcached closed the connection: {reply[-200:]!r}")
+                reply += chunk
+            return reply
+
+    def flush(self) -> None:
+        """``flush_all``: every item is gone for the clients (but stays counted in
+        ``curr_items``, so ``keys()`` is no longer exact)."""
+        assert self.call(lambda c: c.flush_all(noreply=False))
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_memcached(*extra: str) -> Iterator[Memcached]:
+    server = Memcached(require_memcached(), extra)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+# -- PostgreSQL (issue 15): initdb into a temp dir, run as an unprivileged user ----------
+
+#: Where Debian's ``postgresql`` package puts the server programs (not on PATH).
+PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+PG_USER = "wsgisession"
+
+
+def require_postgres() -> str:
+    """The directory holding ``initdb`` and ``postgres`` (PATH first, then Debian's
+    ``/usr/lib/postgresql/<version>/bin``, newest first); skip without it or without
+    SQLAlchemy and psycopg, unless ``WSGISESSION_REQUIRE_REDIS=1`` (CI): then fail."""
+    import glob
+    import re
+
+    required = os.environ.get("WSGISESSION_REQUIRE_REDIS") == "1"
+    found = shutil.which("initdb")
+    candidates = [os.path.dirname(found)] if found else []
+    candidates += sorted(
+        glob.glob(PG_BIN_GLOB),
+        key=lambda p: [int(x) for x in re.findall(r"\d+", p)],
+        reverse=True,
+    )
+    bindir = next(
+        (
+            d
+            for d in candidates
+            if all(os.access(os.path.join(d, n), os.X_OK) for n in ("initdb", "postgres"))
+        ),
+        None,
+    )
+    if bindir is None:
+        if required:
+            pytest.fail("WSGISESSION_REQUIRE_REDIS=1 but PostgreSQL's initdb/postgres are missing")
+        pytest.skip(
+            "no PostgreSQL server programs (initdb, postgres): install them (apt-get install "
+            "postgresql) or set WSGISESSION_REQUIRE_REDIS=1 to make their absence an error"
+        )
+    for module, extra in (("sqlalchemy", "sql"), ("psycopg", "postgresql")):
+        try:
+            __import__(module)
+        except ImportError:
+            if required:
+                pytest.fail(f"WSGISESSION_REQUIRE_REDIS=1 but {module} is not installed")
+            pytest.skip(f"{module} is not installed: pip install 'wsgisession[{extra}]'")
+    return bindir
+
+
+def unprivileged_user() -> tuple[int, int] | None:
+    """(uid, gid) to run PostgreSQL as when we are root (it refuses to run as root):
+    the ``postgres`` user Debian's package creates, else ``nobody``. None when we are
+    not root (it then runs as us)."""
+    import pwd
+
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return entry.pw_uid, entry.pw_gid
+    raise RuntimeError("running as root, and neither a 'postgres' nor a 'nobody' user exists")
+
+
+def postgres_tmp(prefix: str) -> str:
+    """A new temp dir the PostgreSQL user can reach: under ``tempfile.gettempdir()``
+    unless one of its parents is closed to that user (a private TMPDIR), else /tmp."""
+    user = unprivileged_user()
+    base = tempfile.gettempdir()
+    path = os.path.abspath(base)
+    while user is not None:
+        info = os.stat(path)
+        if not (info.st_mode & 0o001 or info.st_uid == user[0]):
+            base = "/tmp"
+            break
+        if path == os.path.dirname(path):
+            break
+        path = os.path.dirname(path)
+    directory = tempfile.mkdtemp(prefix=prefix, dir=base)
+    if user is not None:
+        os.chown(directory, *user)
+    return directory
+
+
+class PostgresServer:
+    """One PostgreSQL cluster in a temp dir of its own, on a free loopback port.
+
+    ``initdb`` runs once per test session into a template directory; each server copies
+    it (``cp -a``, a tenth of a second). The ``postgres`` process is started directly
+    (no ``pg_ctl``), so its PID is the postmaster's: ``stop()`` sends SIGINT (fast
+    shutdown), ``crash()`` SIGKILL, ``pause()`` SIGSTOPs it and every backend.
+    """
+
+    def __init__(self, bindir: str, template: str) -> None:
+        self.bindir = bindir
+        self.user = unprivileged_user()
+        self.dir = postgres_tmp("wsgisession-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "postgres.log")
+        subprocess.run(["cp", "-a", template, self.data], check=True, timeout=60)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.paused: list[int] = []
+
+    def _as_user(self) -> dict[str, Any]:
+        if self.user is None:
+            return {}
+        return {"user": self.user[0], "group": self.user[1], "extra_groups": []}
+
+    @staticmethod
+    def initdb(bindir: str, directory: str) -> str:
+        """A fresh cluster (superuser ``wsgisession``, trust on loopback) in
+        ``directory``/template; returns its path."""
+        user = unprivileged_user()
+        data = os.path.join(directory, "template")
+        done = subprocess.run(
+            [
+                os.path.join(bindir, "initdb"),
+                "-D",
+                data,
+                "-U",
+                PG_USER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
+            **({} if user is None else {"user": user[0], "group": user[1], "extra_groups": []}),
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"initdb failed ({done.returncode}) as uid {user}:\n"
+                + done.stdout.decode(errors="replace")[-2000:]
+                + done.stderr.decode(errors="replace")[-2000:]
+            )
+        return data
+
+    def url(self, database: str = "postgres", driver: str = "") -> str:
+        scheme = "postgresql" + (f"+{driver}" if driver else "")
+        return f"{scheme}://{PG_USER}@{HOST}:{self.port}/{database}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        argv = [
+            os.path.join(self.bindir, "postgres"),
+            "-D",
+            self.data,
+            "-p",
+            str(self.port),
+            "-k",
+            self.dir,  # the Unix socket and its lock file, not /var/run/postgresql
+            "-c",
+            f"listen_addresses={HOST}",
+            "-c",
+            "fsync=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "shared_buffers=16MB",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "dynamic_shared_memory_type=mmap",  # no /dev/shm needed in containers
+        ]
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, **self._as_user()
+            )
+        try:
+            wait_for(lambda: self.execute("SELECT 1") == [(1,)], 30, f"postgres on {self.port}")
+        except RuntimeError as exc:
+            log = self.tail()
+            self.stop()
+            raise RuntimeError(f"{exc}\n{log}") from None
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def execute(self, statement: str, database: str = "postgres") -> list[tuple[Any, ...]]:
+        """Run one statement on a short-lived autocommit connection (2 s timeouts)."""
+        import psycopg
+
+        with psycopg.connect(
+            host=HOST,
+            port=self.port,
+            user=PG_USER,
+            dbname=database,
+            connect_timeout=2,
+            autocommit=True,
+            options="-c statement_timeout=5000",
+        ) as conn:
+            cursor = conn.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+
+    def backends(self) -> list[int]:
+        """The PIDs of the postmaster's children (backends and helpers)."""
+        children: list[int] = []
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{self.pid}/task"):
+                with open(f"/proc/{self.pid}/task/{task}/children") as f:
+                    children += [int(pid) for pid in f.read().split()]
+        return children
+
+    def pause(self) -> None:
+        """SIGSTOP the postmaster and every child: the kernel still accepts
+        connections and acknowledges data, nothing ever answers."""
+        self.paused = [self.pid, *self.backends()]
+        for pid in self.paused:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self.paused:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.paused = []
+
+    def crash(self) -> None:
+        """``pg_ctl stop -m immediate``: SIGQUIT, every backend exits at once, no
+        checkpoint (the next start runs crash recovery)."""
+        self._signal_and_wait(signal.SIGQUIT)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): clients are disconnected, then the server exits;
+        SIGKILL if it has not after 10 s."""
+        self._signal_and_wait(signal.SIGINT)
+
+    def _signal_and_wait(self, sig: int) -> None:
+        self.resume()
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_template() -> Iterator[tuple[str, str]]:
+    """(bindir, template data directory) for PostgresServer, removed afterwards."""
+    bindir = require_postgres()
+    directory = postgres_tmp("wsgisession-pg-template-")
+    try:
+        yield bindir, PostgresServer.initdb(bindir, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_postgres(bindir: str, template: str) -> Iterator[PostgresServer]:
+    server = PostgresServer(bindir, template)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
