@@ -30,6 +30,9 @@ __all__ = [
     "HeaderKey",
     "MemoryStore",
     "RedisStore",
+    "FileStore",
+    "MemcachedStore",
+    "SQLStore",
     "Store",
     "JSONSerializer",
     "WSGISessionError",
@@ -40,10 +43,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # RedisStore needs redis-py, an optional dependency: import it on first use.
-    if name == "RedisStore":
-        from .stores.redis import RedisStore
+_LAZY_STORES = frozenset({"RedisStore", "FileStore", "MemcachedStore", "SQLStore"})
 
-        return RedisStore
+
+def __getattr__(name: str) -> object:
+    # These stores need optional dependencies (or are rarely used): import on first use.
+    if name in _LAZY_STORES:
+        from . import stores
+
+        return getattr(stores, name)
     raise AttributeError(f"module 'wsgisession' has no attribute {name!r}")

@@ -50,7 +50,7 @@ from typing import Protocol, runtime_checkable
 
 from .memory import MemoryStore
 
-__all__ = ["Store", "MemoryStore", "RedisStore"]
+__all__ = ["Store", "MemoryStore", "RedisStore", "FileStore", "MemcachedStore", "SQLStore"]
 
 
 @runtime_checkable
@@ -78,4 +78,8 @@ def __getattr__(name: str) -> object:
         from .memcached import MemcachedStore
 
         return MemcachedStore
+    if name == "SQLStore":
+        from .sql import SQLStore
+
+        return SQLStore
     raise AttributeError(name)
