@@ -1,17 +1,20 @@
-"""Pyramid login/logout/flash demo on wsgisession.
+"""A Pyramid starter (the shape of ``pyramid-cookiecutter-starter``) with a login on
+wsgisession's session factory, in store mode.
 
 Run it (from the repository root, with ``pip install -e . pyramid``)::
 
-    python examples/pyramid_app.py            # http://127.0.0.1:6543/
-    pserve examples/pyramid_app.ini           # the same, with examples/ on PYTHONPATH
+    PYTHONPATH=examples pserve examples/pyramid_app.ini     # http://127.0.0.1:6543/
+    python examples/pyramid_app.py                          # the same, without pserve
 
-``main`` builds the Pyramid application only; the ``.ini`` pipeline wraps it with the
-PasteDeploy filter ``egg:wsgisession#session``. Without an ``.ini``, wrap it in code::
+``main`` is the starter's: a ``Configurator`` over the ``.ini``'s settings. The one
+line that brings sessions is ``config.include("wsgisession.adapters.pyramid")``: it
+builds a ``PyramidSessionFactory`` from the ``session.*`` settings (secret keys, the
+store, Pyramid's ``timeout`` and ``reissue_time``) and registers it, so no WSGI
+middleware is needed. ``SessionCSRFStoragePolicy`` keeps the CSRF token in the session.
 
-    app = SessionMiddleware(main({}), secret_keys=[...])
-
-Logging in calls ``request.session.invalidate()`` and then writes, which starts a new
-session (new id): the defence against session fixation.
+Logging in calls ``request.session.invalidate()`` and then writes the user: a new
+session with a new id (the old record is deleted), the defence against session
+fixation. Logging out invalidates and flashes into a fresh, anonymous session.
 """
 
 from __future__ import annotations
@@ -40,27 +43,31 @@ def _page(request: Any, body: str) -> Response:
     )
 
 
+def _form(action: str, token: str, fields: str, button: str) -> str:
+    return (
+        f"<form method='post' action='{action}'>"
+        f"<input type='hidden' name='csrf_token' value='{html.escape(token)}'>"
+        f"{fields}<button>{button}</button></form>"
+    )
+
+
+# -- views (the starter's views/default.py) -------------------------------------------
+
+
 def home(request: Any) -> Response:
     session = request.session
-    token = html.escape(get_csrf_token(request))
+    token = get_csrf_token(request)
     user = session.get("user")
     if user is None:
-        body = (
-            "<h1>Not logged in</h1>"
-            "<form method='post' action='/login'>"
-            f"<input type='hidden' name='csrf_token' value='{token}'>"
+        fields = (
             "<input name='username' placeholder='alice'> "
             "<input name='password' type='password' placeholder='wonderland'> "
-            "<button>Log in</button></form>"
         )
+        body = "<h1>Not logged in</h1>" + _form("/login", token, fields, "Log in")
     else:
         session["visits"] = session.get("visits", 0) + 1
-        body = (
-            f"<h1>Hello, {html.escape(user)}</h1><p>visits: {session['visits']}</p>"
-            "<form method='post' action='/logout'>"
-            f"<input type='hidden' name='csrf_token' value='{token}'>"
-            "<button>Log out</button></form>"
-        )
+        greeting = f"<h1>Hello, {html.escape(user)}</h1><p>visits: {session['visits']}</p>"
+        body = greeting + _form("/logout", token, "", "Log out")
     return _page(request, body + "<p><a href='/flash'>flash a message</a></p>")
 
 
@@ -72,7 +79,7 @@ def login(request: Any) -> HTTPSeeOther:
     if expected is None or not hmac.compare_digest(expected, password):
         session.flash("Wrong username or password.", "error")
         return HTTPSeeOther(location=request.route_url("home"))
-    session.invalidate()  # a new session, and a new id, for the logged-in user
+    session.invalidate()  # a new session, with a new id, for the logged-in user
     session["user"] = username
     session.flash(f"Welcome, {username}!")
     return HTTPSeeOther(location=request.route_url("home"))
@@ -90,19 +97,28 @@ def flash(request: Any) -> HTTPSeeOther:
     return HTTPSeeOther(location=request.route_url("home"))
 
 
+# -- the application (the starter's __init__.py and routes.py) ------------------------
+
+
+def includeme(config: Any) -> None:
+    """The routes and views."""
+    config.add_route("home", "/")
+    config.add_view(home, route_name="home", request_method="GET")
+    config.add_route("login", "/login")
+    config.add_view(login, route_name="login", request_method="POST")
+    config.add_route("logout", "/logout")
+    config.add_view(logout, route_name="logout", request_method="POST")
+    config.add_route("flash", "/flash")
+    config.add_view(flash, route_name="flash", request_method="GET")
+
+
 def main(global_config: Any = None, **settings: Any) -> Any:
-    """PasteDeploy app factory: the Pyramid application, not yet wrapped."""
+    """This function returns a Pyramid WSGI application."""
     with Configurator(settings=settings) as config:
-        config.include("wsgisession.adapters.pyramid")
+        config.include("wsgisession.adapters.pyramid")  # request.session, from session.*
         config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
-        config.add_route("home", "/")
-        config.add_view(home, route_name="home", request_method="GET")
-        config.add_route("login", "/login")
-        config.add_view(login, route_name="login", request_method="POST", require_csrf=True)
-        config.add_route("logout", "/logout")
-        config.add_view(logout, route_name="logout", request_method="POST", require_csrf=True)
-        config.add_route("flash", "/flash")
-        config.add_view(flash, route_name="flash", request_method="GET")
+        config.set_default_csrf_options(require_csrf=True)  # every POST checks the token
+        config.include(includeme)
         return config.make_wsgi_app()
 
 
