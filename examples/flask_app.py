@@ -1,14 +1,20 @@
-"""A Flask login/logout/flash demo on wsgisession sessions (with Flask-Login).
+"""A minimal Flask app with a login (Flask-Login), flash messages and server-side
+sessions: wsgisession's encrypted cookie holds only the session id, the data lives in
+a store (``docs/flask.md`` walks through it).
 
-Run it with::
+Run it with Flask's own command::
 
-    pip install -e '.[flask]'          # or: pip install flask flask-login
-    WSGISESSION_SECRET_KEY=... python examples/flask_app.py
+    pip install -e '.[flask]' flask-login        # or: pip install wsgisession flask flask-login
+    export WSGISESSION_SECRET_KEY="$(python -m wsgisession genkey)"
+    flask --app examples/flask_app.py run        # http://127.0.0.1:5000/
 
-then open http://127.0.0.1:5000/ and log in as ``alice`` / ``wonderland``.
+and log in as ``alice`` / ``wonderland``. The store is in memory (one process, as
+``flask run`` is); set ``WSGISESSION_REDIS_URL=redis://localhost:6379/0`` for Redis
+(``pip install 'wsgisession[redis]'``), which several workers or servers can share.
 
-The session cookie is wsgisession's encrypted cookie; Flask's ``SECRET_KEY`` is only
-used by Flask-Login for its own "remember me" cookie.
+Flask's ``SECRET_KEY`` is used only by Flask-Login for its "remember me" cookie; the
+session needs none. Logging in gives the session a new id (the adapter does it on
+Flask-Login's login signal), so an id planted before login is never a logged-in one.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from typing import Any
 
 from flask import Flask, flash, get_flashed_messages, redirect, request, session, url_for
 from flask_login import (
@@ -28,9 +35,13 @@ from flask_login import (
 )
 from markupsafe import Markup, escape
 
+from wsgisession import MemoryStore
 from wsgisession.adapters.flask import init_app
 
 USERS = {"alice": "wonderland"}
+PAGE = """<!doctype html><title>wsgisession Flask demo</title>
+<ul>{messages}</ul>
+<p>{body}</p>"""
 
 
 class User(UserMixin):
@@ -38,13 +49,19 @@ class User(UserMixin):
         self.id = name
 
 
-PAGE = """<!doctype html><title>wsgisession Flask demo</title>
-<ul>{messages}</ul>
-<p>{body}</p>"""
+def make_store() -> Any:
+    """A Redis store when ``WSGISESSION_REDIS_URL`` is set, else one in memory."""
+    url = os.environ.get("WSGISESSION_REDIS_URL")
+    if url:
+        from wsgisession import RedisStore
+
+        return RedisStore(url=url)
+    return MemoryStore()
 
 
-def create_app(secret_keys: list[str] | None = None, **options: object) -> Flask:
-    """Build the demo app; ``options`` go to :func:`init_app`."""
+def create_app(secret_keys: list[str] | None = None, **options: Any) -> Flask:
+    """The app (``flask --app`` calls it with no arguments); ``options`` go to
+    :func:`~wsgisession.adapters.flask.init_app` (``store=`` replaces the default)."""
     app = Flask(__name__)
     if secret_keys is None:
         key = os.environ.get("WSGISESSION_SECRET_KEY")
@@ -55,6 +72,7 @@ def create_app(secret_keys: list[str] | None = None, **options: object) -> Flask
     app.config["WSGISESSION_SECRET_KEYS"] = secret_keys
     # Flask-Login signs its "remember me" cookie with SECRET_KEY (sessions don't need it).
     app.config["SECRET_KEY"] = os.environ.get("FLASK_SECRET_KEY") or secrets.token_hex(32)
+    options.setdefault("store", make_store())
     init_app(app, **options)
 
     login_manager = LoginManager(app)
@@ -75,17 +93,20 @@ def create_app(secret_keys: list[str] | None = None, **options: object) -> Flask
     def index() -> str:
         session["views"] = session.get("views", 0) + 1
         if current_user.is_authenticated:
-            who = f"Logged in as {escape(current_user.id)}. <a href='/logout'>Log out</a>"
+            who = (
+                f"Logged in as {escape(current_user.id)}. "
+                "<form method=post action=/logout><button>Log out</button></form>"
+            )
         else:
             who = "Not logged in. <a href='/login'>Log in</a>"
         return page(f"{who} — views: {session['views']}")
 
     @app.route("/login", methods=["GET", "POST"])
-    def login() -> object:
+    def login() -> Any:
         if request.method == "POST":
             name = request.form.get("username", "")
             if USERS.get(name) == request.form.get("password"):
-                session.regenerate()  # type: ignore[attr-defined]  # new id at login
+                # Flask-Login's login signal makes the adapter regenerate the session id.
                 login_user(User(name), remember=request.form.get("remember") == "on")
                 flash(Markup("Welcome, <b>{}</b>!").format(name), "success")
                 return redirect(url_for("index"))
@@ -101,14 +122,14 @@ def create_app(secret_keys: list[str] | None = None, **options: object) -> Flask
     def private() -> str:
         return page(f"Secret page for {escape(current_user.id)}.")
 
-    @app.get("/logout")
-    def logout() -> object:
+    @app.post("/logout")
+    def logout() -> Any:
+        # The whole session goes (its record is deleted, its id never works again);
+        # what follows is written to a new, anonymous session. Invalidate first:
+        # logout_user() then marks Flask-Login's remember cookie for deletion in it.
+        session.invalidate()  # type: ignore[attr-defined]
         logout_user()
         flash("You have been logged out.", "info")
         return redirect(url_for("index"))
 
     return app
-
-
-if __name__ == "__main__":
-    create_app().run(port=int(os.environ.get("PORT", "5000")))

@@ -1,5 +1,6 @@
-"""The Flask adapter, driven through real Flask (and Flask-Login) apps and Flask's own
-test client, which calls ``app.wsgi_app`` — the layer ``init_app`` wraps."""
+"""The Flask adapter — a ``SessionInterface`` on the seam — driven through real Flask
+(and Flask-Login) apps and Flask's own test client, with no WSGI middleware in the
+path. Runs against Flask 3.1 and, in ``tox -e py311-flask23``, Flask 2.3."""
 
 from __future__ import annotations
 
@@ -10,17 +11,30 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import flask
 import pytest
 from flask import Flask, flash, get_flashed_messages, redirect, session
+from flask.globals import request_ctx
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markupsafe import Markup
+from werkzeug.http import dump_cookie, http_date
 
 from tests.conftest import OTHER_SECRET, SECRET, T0, Clock
-from wsgisession import ConfigurationError, SessionMiddleware
+from wsgisession import (
+    ConfigurationError,
+    HeaderKey,
+    JSONSerializer,
+    MemoryStore,
+    SessionEvent,
+    SessionTooLarge,
+)
+from wsgisession.adapters._flask_cookies import HAS_PARTITIONED, template_for
 from wsgisession.adapters.flask import (
     FlaskJSONSerializer,
     FlaskSession,
-    FlaskSessionWSGI,
+    FlaskSessionManager,
     WSGISessionInterface,
     init_app,
 )
@@ -65,8 +79,8 @@ def make_app(**options: Any) -> Flask:
         return {
             "new": session.new,
             "modified": session.modified,
-            "type": type(session._get_current_object()).__name__,
-        }  # type: ignore[attr-defined]
+            "type": type(session._get_current_object()).__name__,  # type: ignore[attr-defined]
+        }
 
     @app.get("/untouched")
     def untouched() -> str:
@@ -81,14 +95,22 @@ def make_app(**options: Any) -> Flask:
     @app.get("/messages")
     def messages() -> dict[str, Any]:
         got = get_flashed_messages(with_categories=True)
-        return {
-            "messages": [[c, str(m), isinstance(m, Markup)] for c, m in got],
-        }
+        return {"messages": [[c, str(m), isinstance(m, Markup)] for c, m in got]}
 
     @app.get("/clear")
     def clear() -> str:
         session.clear()
         return "cleared"
+
+    @app.get("/fail")
+    def fail() -> Any:
+        session["during_error"] = 1
+        return "broken", 503
+
+    @app.get("/logout-on-error")
+    def logout_on_error() -> Any:
+        session.invalidate()  # type: ignore[attr-defined]
+        return "broken", 500
 
     init_app(app, **options)
     return app
@@ -112,14 +134,19 @@ def attributes(cookie: str) -> dict[str, str]:
     return out
 
 
+def vary(response: Any) -> list[str]:
+    return [v.strip() for v in ",".join(response.headers.getlist("Vary")).split(",") if v]
+
+
 # -- basics -------------------------------------------------------------------------
 
 
-def test_get_and_set_across_requests_without_secret_key() -> None:
+def test_get_and_set_across_requests_without_secret_key_or_wsgi_wrapping() -> None:
     app = make_app()
     assert app.secret_key is None
-    assert isinstance(app.wsgi_app, FlaskSessionWSGI)
     assert isinstance(app.session_interface, WSGISessionInterface)
+    assert app.extensions["wsgisession"] is app.session_interface
+    assert app.wsgi_app.__func__ is Flask.wsgi_app  # type: ignore[attr-defined]
     client = app.test_client()
     response = client.get("/set/a/hello")
     assert response.status_code == 200
@@ -142,7 +169,8 @@ def test_one_set_cookie_and_one_vary_and_none_when_untouched() -> None:
     client = app.test_client()
     response = client.get("/set/a/1")
     assert len(set_cookies(response)) == 1
-    assert [v.strip() for v in ",".join(response.headers.getlist("Vary")).split(",")] == ["Cookie"]
+    assert vary(response) == ["Cookie"]
+    assert response.headers["Cache-Control"] == "private"
     response = client.get("/untouched")
     assert set_cookies(response) == []
     assert "Vary" not in response.headers
@@ -150,6 +178,7 @@ def test_one_set_cookie_and_one_vary_and_none_when_untouched() -> None:
     response = client.get("/get/a")
     assert set_cookies(response) == []
     assert response.headers["Vary"] == "Cookie"
+    assert "Cache-Control" not in response.headers
 
 
 def test_nested_mutation_is_saved_without_modified() -> None:
@@ -170,7 +199,28 @@ def test_clearing_the_session_deletes_the_cookie() -> None:
     cookie = our_cookie(response)
     assert cookie.startswith("session=;")
     assert attributes(cookie)["max-age"] == "0"
+    assert vary(response) == ["Cookie"]
     assert client.get("/get/a").text == "None"
+
+
+def test_our_cookie_is_spelled_as_werkzeug_spells_it() -> None:
+    """The cached templates render exactly what ``response.set_cookie`` and
+    ``delete_cookie`` would (Werkzeug's ``dump_cookie``)."""
+    extra = {"partitioned": True} if HAS_PARTITIONED else {}
+    cases = [
+        dict(domain=None, path="/", secure=False, httponly=True, samesite="Lax"),
+        dict(domain=".example.com", path="/a b", secure=True, httponly=False, samesite=None),
+        dict(domain="example.com", path="/x", secure=True, httponly=True, samesite="Strict"),
+    ]
+    for attrs in cases:
+        template = template_for("session", partitioned=False, **attrs)  # type: ignore[arg-type]
+        assert template.render("tok", None, None) == dump_cookie("session", "tok", **attrs)
+        expected = dump_cookie("session", "tok", max_age=60, expires=T0, **attrs)
+        assert template.render("tok", 60, T0) == expected
+        assert template.deletion == dump_cookie("session", "", max_age=0, expires=0, **attrs)
+    template = template_for("s", None, "/", True, True, "Lax", True)
+    expected = dump_cookie("s", "v", path="/", secure=True, httponly=True, samesite="Lax", **extra)
+    assert template.render("v", None, None) == expected + ("" if extra else "; Partitioned")
 
 
 # -- flash and Markup -------------------------------------------------------------------
@@ -197,6 +247,7 @@ def test_serializer_round_trips_markup_and_look_alike_dicts() -> None:
         "nested": [("cat", Markup("&amp;")), {"deep": Markup("y")}],
         "looks_like_tag": {"$html": "<script>"},
         "dollar": {"$": [["k", "v"]]},
+        "other_dollar": {"$t": [1]},
         "tuple": (1, "a"),
         "when": datetime.date(2024, 1, 2),
     }
@@ -208,10 +259,56 @@ def test_serializer_round_trips_markup_and_look_alike_dicts() -> None:
     assert back["looks_like_tag"] == {"$html": "<script>"}
     assert type(back["looks_like_tag"]["$html"]) is str
     assert back["dollar"] == {"$": [["k", "v"]]}
+    assert back["other_dollar"] == {"$t": [1]}
     assert type(back["tuple"]) is tuple
+    # Data with nothing to tag is the base serializer's, byte for byte.
+    plain = {"a": [1, "b", {"c": None}], "t": (1,)}
+    assert serializer.dumps(plain) == JSONSerializer().dumps(plain)
 
 
-# -- permanent / lifetime ----------------------------------------------------------------
+_keys = st.one_of(st.sampled_from(["$", "$html", "$t", "$x", "a", " t"]), st.text(max_size=5))
+_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.text(max_size=8),
+        st.text(max_size=8).map(Markup),
+        st.binary(max_size=4),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(_keys, inner, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=4))
+def test_serializer_round_trips_any_data_exactly(data: dict[str, Any]) -> None:
+    serializer = FlaskJSONSerializer()
+
+    def typed(value: Any) -> Any:
+        if isinstance(value, dict):
+            return ("dict", {k: typed(v) for k, v in value.items()})
+        if isinstance(value, list | tuple):
+            return (type(value).__name__, [typed(v) for v in value])
+        return (type(value).__name__, value)
+
+    assert typed(serializer.loads(serializer.dumps(data))) == typed(data)
+
+
+def test_serializer_reads_what_the_previous_adapter_wrote() -> None:
+    """The previous adapter escaped every single-``$``-key dict itself; those tokens
+    still open to the same data."""
+    old_form = {"x": {"$": [["$x", 1]]}, "m": {"$html": "<b>"}}
+    data = FlaskJSONSerializer().loads(JSONSerializer().dumps(old_form))
+    assert data == {"x": {"$x": 1}, "m": Markup("<b>")}
+
+
+# -- permanent / lifetime / refresh ------------------------------------------------------
 
 
 def test_non_permanent_session_gets_a_browser_cookie_but_expires_on_the_server() -> None:
@@ -233,13 +330,53 @@ def test_permanent_session_cookie_lasts_permanent_session_lifetime() -> None:
     client = app.test_client()
     cookie = our_cookie(client.get("/permanent/1"))
     assert attributes(cookie)["max-age"] == str(LIFETIME)
-    assert "expires" in attributes(cookie)
+    assert attributes(cookie)["expires"] == http_date(T0 + LIFETIME)
     # SESSION_REFRESH_EACH_REQUEST (default True): a read re-sends the cookie.
     clock.advance(100)
     response = client.get("/get/x")
     assert attributes(our_cookie(response))["max-age"] == str(LIFETIME)
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     assert set_cookies(client.get("/get/x")) == []
+
+
+def test_refresh_re_sends_a_permanent_cookie_on_a_request_that_never_touches_it() -> None:
+    """As Flask does (its test_session_refresh_vary): the cookie, with Vary: Cookie."""
+    clock = Clock(T0)
+    app = make_app(clock=clock)
+    client = app.test_client()
+    client.get("/permanent/1")
+    clock.advance(100)
+    response = client.get("/untouched")
+    cookie = our_cookie(response)
+    assert attributes(cookie)["expires"] == http_date(T0 + 100 + LIFETIME)
+    assert vary(response) == ["Cookie"]
+    clock.advance(LIFETIME - 10)  # still alive: the refresh moved the token's expiry too
+    assert client.get("/get/x").text == "1"
+
+
+def test_an_untouched_non_permanent_session_sends_nothing_and_is_not_opened_without_refresh() -> (
+    None
+):
+    opened = []
+
+    def valid(environ: dict[str, Any], session: Any) -> bool:
+        opened.append(1)
+        return True
+
+    app = make_app(valid=valid)
+    client = app.test_client()
+    client.get("/permanent/0")
+    opened.clear()
+    # Refresh on (Flask's default): the cookie is opened to see whether it is
+    # permanent (Flask decodes every request's cookie); it is not, so nothing is sent.
+    response = client.get("/untouched")
+    assert set_cookies(response) == [] and "Vary" not in response.headers
+    assert opened == [1]
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+    response = client.get("/untouched")
+    assert set_cookies(response) == [] and "Vary" not in response.headers
+    assert opened == [1]  # never opened
+    assert app.test_client().get("/untouched").headers.get("Set-Cookie") is None
 
 
 def test_permanent_session_lifetime_is_read_at_each_request() -> None:
@@ -315,28 +452,102 @@ def test_session_written_in_after_request_and_special_types() -> None:
     assert client.get("/dump").text == repr(expected)
 
 
-# -- cookie settings ---------------------------------------------------------------------
+# -- modified / accessed after the response ----------------------------------------------
+
+
+def flags() -> tuple[bool, bool]:
+    """The request's session's (accessed, modified), read as Flask's tests read them
+    (Flask ≥ 3.1.3 keeps it in ``_session``; reading ``.session`` would set accessed)."""
+    fields = vars(request_ctx._get_current_object())  # type: ignore[attr-defined]
+    current = fields.get("_session", fields.get("session"))
+    return current.accessed, current.modified
+
+
+def test_modified_and_accessed_are_flasks_after_the_response() -> None:
+    app = make_app()
+    client = app.test_client()
+    with client:
+        client.get("/untouched")
+        assert flags() == (False, False)
+    with client:
+        client.get("/set/a/1")
+        assert flags() == (True, True)
+    with client:
+        client.get("/get/a")
+        assert flags() == (True, False)
+    with client:
+        # The cookie is opened to check `permanent` (refresh): that is not an access.
+        client.get("/untouched")
+        assert flags() == (False, False)
+    with client:
+        client.get("/clear")
+        assert flags() == (True, True)
+
+
+def test_setting_modified_forces_a_save_and_on_an_empty_session_a_deletion() -> None:
+    app = make_app()
+
+    @app.get("/touch")
+    def touch() -> str:
+        session.get("a")
+        session.modified = True
+        return "ok"
+
+    client = app.test_client()
+    # Empty and modified: Flask's deletion cookie (even with no cookie to delete).
+    assert our_cookie(client.get("/touch")).startswith("session=;")
+    client.get("/set/a/1")
+    assert set_cookies(client.get("/get/a")) == []
+    our_cookie(client.get("/touch"))
+    assert client.get("/get/a").text == "'1'"
+
+
+# -- cookie settings --------------------------------------------------------------------
 
 
 def test_flask_cookie_settings_apply_and_are_read_at_each_request() -> None:
     app = make_app()
+    client = app.test_client()
+    manager = app.session_interface.app_manager(app)  # type: ignore[attr-defined]
+    cookie = our_cookie(client.get("/set/a/1"))
+    assert attributes(cookie)["path"] == "/" and "domain" not in attributes(cookie)
     app.config.update(
-        SESSION_COOKIE_NAME="flask_sess",
         SESSION_COOKIE_PATH="/app",
         SESSION_COOKIE_DOMAIN="example.test",
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=True,
         SESSION_COOKIE_HTTPONLY=False,
     )
-    client = app.test_client()
-    response = client.get("/set/a/1", base_url="https://example.test")
-    cookie = our_cookie(response, "flask_sess")
+    cookie = our_cookie(client.get("/set/a/2", base_url="https://example.test"))
     attrs = attributes(cookie)
     assert attrs["path"] == "/app"
     assert attrs["domain"].lstrip(".") == "example.test"
     assert attrs["samesite"] == "Strict"
     assert "secure" in attrs
     assert "httponly" not in attrs
+    # Cookie attributes never select another manager: nothing was rebuilt.
+    assert app.session_interface.app_manager(app) is manager  # type: ignore[attr-defined]
+
+
+def test_cookie_name_and_lifetime_select_a_manager_from_a_small_cache() -> None:
+    app = make_app()
+    interface: WSGISessionInterface = app.session_interface  # type: ignore[assignment]
+    client = app.test_client()
+    client.get("/set/a/1")
+    first = interface.app_manager(app)
+    assert isinstance(first, FlaskSessionManager) and first.name == "session"
+    app.config["SESSION_COOKIE_NAME"] = "other"
+    response = client.get("/get/a")
+    assert response.text == "None"  # the token is bound to its cookie name
+    our_cookie(client.get("/set/a/2"), "other")
+    assert interface.app_manager(app) is not first
+    app.config["SESSION_COOKIE_NAME"] = "session"
+    assert interface.app_manager(app) is first
+    assert client.get("/get/a").text == "'1'"
+    for days in range(1, 20):
+        app.config["PERMANENT_SESSION_LIFETIME"] = datetime.timedelta(days=days)
+        client.get("/get/a")
+    assert interface.manager_count <= 8
 
 
 def test_application_root_is_the_default_path() -> None:
@@ -346,16 +557,91 @@ def test_application_root_is_the_default_path() -> None:
     assert attributes(cookie)["path"] == "/bar"
 
 
+def test_deletion_cookie_under_server_name_and_application_root() -> None:
+    """Flask's test_session_using_session_settings: the cookie set, then the deletion
+    after emptying the session, both with Domain, Path, Secure, SameSite, Partitioned."""
+    app = make_app()
+    app.config.update(
+        SERVER_NAME="www.example.com:8080",
+        APPLICATION_ROOT="/test",
+        SESSION_COOKIE_DOMAIN=".example.com",
+        SESSION_COOKIE_HTTPONLY=False,
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_PARTITIONED=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/",
+    )
+
+    @app.get("/drop")
+    def drop() -> str:
+        session.pop("a", None)
+        return "gone"
+
+    client = app.test_client()
+    base = "http://www.example.com:8080/test/"
+    for cookie in (
+        our_cookie(client.get("/set/a/1", base)),
+        our_cookie(client.get("/drop", base)),
+    ):
+        attrs = attributes(cookie)
+        assert attrs["domain"].lstrip(".") == "example.com"
+        assert attrs["path"] == "/"
+        assert {"secure", "partitioned"} <= set(attrs) and "httponly" not in attrs
+        assert attrs["samesite"] == "Lax"
+    assert cookie.startswith("session=;") and attrs["max-age"] == "0"
+    assert client.get("/get/a", base).text == "None"
+
+
+def test_samesite_is_lax_unless_the_app_sets_it() -> None:
+    app = make_app()
+    client = app.test_client()
+    assert attributes(our_cookie(client.get("/set/a/1")))["samesite"] == "Lax"
+    app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
+    assert attributes(our_cookie(client.get("/set/a/2")))["samesite"] == "Strict"
+    app.config["SESSION_COOKIE_SAMESITE"] = "None"  # cross-site: always Secure
+    cookie = our_cookie(client.get("/set/a/3"))
+    assert attributes(cookie)["samesite"] == "None" and "secure" in attributes(cookie)
+    app.config["SESSION_COOKIE_SAMESITE"] = "bogus"  # Werkzeug refuses it, as for Flask
+    app.testing = True
+    with pytest.raises(ValueError, match="SameSite"):
+        client.get("/set/a/4")
+    app.testing = False
+    assert client.get("/set/a/5").status_code == 500
+    # No SameSite at all: say so to init_app.
+    omitted = make_app(samesite=None)
+    assert "samesite" not in attributes(our_cookie(omitted.test_client().get("/set/a/1")))
+
+
+def test_secure_on_https_by_default_and_always_when_flask_says_so() -> None:
+    events: list[SessionEvent] = []
+    app = make_app(on_event=events.append)
+    client = app.test_client()
+    assert "secure" not in attributes(our_cookie(client.get("/set/a/1")))
+    cookie = our_cookie(client.get("/set/a/1", base_url="https://localhost"))
+    assert "secure" in attributes(cookie)
+    app.config["SESSION_COOKIE_SECURE"] = True
+    assert "secure" in attributes(our_cookie(client.get("/set/a/2")))
+    our_cookie(client.get("/set/a/3"))
+    assert [e.reason for e in events if e.name == "insecure_transport"] == ["http_scheme"]
+    host = make_app(cookie_name="__Host-session")
+    assert "secure" in attributes(our_cookie(host.test_client().get("/set/a/1"), "__Host-session"))
+
+
 def test_explicit_options_override_flask_settings() -> None:
-    app = make_app(cookie_name="explicit", samesite="Lax")
+    app = make_app(cookie_name="explicit", samesite="Lax", domain="example.org", path="/p")
     app.config["SESSION_COOKIE_NAME"] = "ignored"
     app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
+    app.config["SESSION_COOKIE_DOMAIN"] = "ignored.example"
     client = app.test_client()
-    response = client.get("/set/a/1")
-    cookie = our_cookie(response, "explicit")
-    assert attributes(cookie)["samesite"] == "Lax"
+    response = client.get("/set/a/1", base_url="http://example.org/p")
+    attrs = attributes(our_cookie(response, "explicit"))
+    assert attrs["samesite"] == "Lax" and attrs["path"] == "/p"
+    assert attrs["domain"].lstrip(".") == "example.org"
     assert not any(c.startswith("ignored=") for c in set_cookies(response))
-    assert client.get("/get/a").text == "'1'"
+    assert client.get("/get/a", base_url="http://example.org/p").text == "'1'"
+    per_request = make_app(domain=lambda environ: environ["HTTP_HOST"].split(":")[0])
+    cookie = our_cookie(per_request.test_client().get("/set/a/1", base_url="http://a.example"))
+    assert attributes(cookie)["domain"].lstrip(".") == "a.example"
 
 
 def test_explicit_max_age_overrides_permanent_session_lifetime() -> None:
@@ -364,28 +650,149 @@ def test_explicit_max_age_overrides_permanent_session_lifetime() -> None:
     assert attributes(our_cookie(client.get("/permanent/1")))["max-age"] == "600"
     # An explicit max_age is the cookie's lifetime whatever ``permanent`` says.
     assert attributes(our_cookie(client.get("/permanent/0")))["max-age"] == "600"
+    app.config["PERMANENT_SESSION_LIFETIME"] = 5
+    assert attributes(our_cookie(client.get("/permanent/0")))["max-age"] == "600"
 
 
 def test_secret_keys_from_init_app_and_missing_keys() -> None:
-    app = Flask(__name__)
     with pytest.raises(ConfigurationError, match="WSGISESSION_SECRET_KEYS"):
-        init_app(app)
-    app2 = Flask(__name__)
+        init_app(Flask(__name__))
+    app = Flask(__name__)
 
-    @app2.get("/")
+    @app.get("/")
     def index() -> str:
         session["k"] = "v"
         return repr(session["k"])
 
-    wsgi = init_app(app2, secret_keys=[OTHER_SECRET])
-    assert isinstance(wsgi.middleware(), SessionMiddleware)
-    client = app2.test_client()
+    interface = init_app(app, secret_keys=[OTHER_SECRET])
+    assert app.session_interface is interface
+    client = app.test_client()
     assert client.get("/").text == "'v'"
     # A cookie sealed with another key is not accepted.
-    other = make_app()
-    other_client = other.test_client()
+    other_client = make_app().test_client()
     other_client.set_cookie("session", client.get_cookie("session").value)  # type: ignore[union-attr]
     assert other_client.get("/get/k").text == "None"
+    # One key as a plain string is a list of one.
+    single = Flask(__name__)
+    single.config["WSGISESSION_SECRET_KEYS"] = SECRET
+    assert init_app(single).options.secret_keys == (SECRET,)
+
+
+def test_init_app_fails_at_once_on_a_bad_option_or_setting() -> None:
+    for options, option in (
+        ({"max_age": 0}, "max_age"),
+        ({"samesite": "sometimes"}, "samesite"),
+        ({"unknown": 1}, "unknown"),
+        ({"secure": False, "cookie_name": "__Host-s"}, "secure"),
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            init_app(Flask(__name__), secret_keys=[SECRET], **options)
+        assert info.value.option == option
+    app = Flask(__name__)
+    app.config["SESSION_COOKIE_NAME"] = "bad name"
+    with pytest.raises(ConfigurationError) as info:
+        init_app(app, secret_keys=[SECRET])
+    assert info.value.option == "cookie_name"
+
+
+def test_one_interface_can_serve_every_app_of_a_flask_subclass() -> None:
+    class MyFlask(Flask):
+        session_interface = WSGISessionInterface(secret_keys=[SECRET])
+
+    apps = [MyFlask(f"app{i}") for i in range(2)]
+    apps[1].config["SESSION_COOKIE_NAME"] = "second"
+    for app in apps:
+
+        @app.get("/")
+        def index() -> str:
+            session["n"] = session.get("n", 0) + 1
+            return str(session["n"])
+
+    clients = [app.test_client() for app in apps]
+    assert [c.get("/").text for c in clients + clients] == ["1", "1", "2", "2"]
+    assert clients[1].get_cookie("second") is not None
+
+
+# -- errors, caching, big sessions -------------------------------------------------------
+
+
+def test_a_5xx_saves_nothing_but_a_logout_still_clears_the_cookie() -> None:
+    app = make_app()
+    client = app.test_client()
+    client.get("/set/a/1")
+    response = client.get("/fail")
+    assert response.status_code == 503 and set_cookies(response) == []
+    assert client.get("/get/during_error").text == "None"
+    response = client.get("/logout-on-error")
+    assert our_cookie(response).startswith("session=;")
+    assert client.get("/get/a").text == "None"
+
+
+def test_commit_on_error_saves_on_a_5xx_as_flask_does() -> None:
+    app = make_app(commit_on_error=True)
+    client = app.test_client()
+    our_cookie(client.get("/fail"))
+    assert client.get("/get/during_error").text == "1"
+
+
+def test_cache_control_is_made_private_and_vary_merged() -> None:
+    app = make_app()
+
+    @app.get("/public")
+    def public() -> Any:
+        session["p"] = 1
+        response = flask.make_response("cached?")
+        response.headers["Cache-Control"] = "public, max-age=60, s-maxage=600"
+        response.vary.add("Accept-Encoding")
+        return response
+
+    @app.get("/own-cookie")
+    def own_cookie() -> Any:
+        session["o"] = 1
+        response = flask.make_response("mine")
+        response.set_cookie("session", "the app's own")
+        response.set_cookie("other", "kept")
+        return response
+
+    client = app.test_client()
+    response = client.get("/public")
+    assert response.headers["Cache-Control"] == "private, max-age=60"
+    assert response.headers.getlist("Vary") == ["Accept-Encoding, Cookie"]
+    names = [c.split("=", 1)[0] for c in set_cookies(client.get("/own-cookie"))]
+    assert sorted(names) == ["other", "session"]
+    assert client.get("/get/o").text == "1"
+
+
+def test_a_session_too_large_for_a_cookie_is_an_error() -> None:
+    def big_app(**config: Any) -> Flask:
+        app = make_app()
+        app.config.update({"TESTING": True, **config})
+
+        @app.get("/big/<int:size>")
+        def big(size: int) -> str:
+            session["blob"] = "x" * size
+            return "ok"
+
+        return app
+
+    def length(size: int) -> int:
+        return len(our_cookie(big_app().test_client().get(f"/big/{size}")))
+
+    with pytest.raises(SessionTooLarge):
+        big_app().test_client().get("/big/5000")
+    # Near the limit, the cookie's own attributes (here a long Domain) count too.
+    size = 2800
+    while length(size + 10) <= 4096 - 60:
+        size += 10
+    domain = "a-long-domain-name-for-a-cookie." * 3 + "example"
+    client = big_app(SESSION_COOKIE_DOMAIN=domain).test_client()
+    assert length(size) <= 4096
+    with pytest.raises(SessionTooLarge):
+        client.get(f"/big/{size}")
+    # Outside testing, Flask answers with its error page, and no cookie.
+    app = big_app(TESTING=False)
+    response = app.test_client().get("/big/5000")
+    assert response.status_code == 500 and set_cookies(response) == []
 
 
 # -- Flask-Login --------------------------------------------------------------------------
@@ -407,8 +814,7 @@ def login_app(**config: Any) -> Flask:
 
     @app.get("/login/<name>")
     def login(name: str) -> str:
-        session.regenerate()  # type: ignore[attr-defined]
-        login_user(User(name), remember="remember" in config.get("FLAGS", ()))
+        login_user(User(name))
         return "logged in"
 
     @app.get("/remember/<name>")
@@ -468,8 +874,6 @@ def test_flask_login_remember_me_logs_in_again_without_our_cookie() -> None:
 def fixation_app(**init_options: Any) -> tuple[Flask, Any]:
     """A typical Flask-Login app in store mode whose login view does NOT regenerate the
     session itself (most don't): only the adapter can stop session fixation."""
-    from wsgisession import MemoryStore
-
     store = MemoryStore()
     app = Flask(__name__)
     app.config["WSGISESSION_SECRET_KEYS"] = [SECRET]
@@ -547,7 +951,52 @@ def test_regenerate_on_login_can_be_turned_off() -> None:
     assert info.value.option == "regenerate_on_login"
 
 
-# -- without the middleware in the WSGI path ---------------------------------------------
+# -- store mode, header tokens, auto_commit -----------------------------------------------
+
+
+def test_store_mode_keeps_the_data_on_the_server_and_deletes_it_on_clear() -> None:
+    store = MemoryStore()
+    app = make_app(store=store)
+    client = app.test_client()
+    cookie = our_cookie(client.get("/set/a/" + "y" * 3000))  # larger than a cookie could hold
+    assert len(cookie) < 300 and len(store) == 1
+    assert client.get("/get/a").text == repr("y" * 3000)
+    with client.session_transaction() as sess:
+        assert sess["a"] == "y" * 3000
+        sess["b"] = 2
+    assert client.get("/get/b").text == "2"
+    client.get("/clear")
+    assert len(store) == 0
+
+
+def test_a_header_token_instead_of_a_cookie() -> None:
+    app = make_app(store=MemoryStore(), external_key=HeaderKey("X-Session"))
+    client = app.test_client()
+    response = client.get("/set/a/1")
+    token = response.headers["X-Session"]
+    assert set_cookies(response) == [] and vary(response) == ["X-Session"]
+    assert response.headers["Cache-Control"] == "private"
+    assert client.get("/get/a", headers={"X-Session": token}).text == "'1'"
+    assert client.get("/get/a").text == "None"
+    assert client.get("/clear", headers={"X-Session": token}).headers["X-Session"] == ""
+
+
+def test_auto_commit_off_saves_only_on_commit() -> None:
+    app = make_app(auto_commit=False)
+
+    @app.get("/commit/<value>")
+    def commit(value: str) -> str:
+        session["a"] = value
+        session.wsgisession.commit()  # type: ignore[attr-defined]
+        return "ok"
+
+    client = app.test_client()
+    assert set_cookies(client.get("/set/a/1")) == []
+    our_cookie(client.get("/commit/2"))
+    assert client.get("/get/a").text == "'2'"
+
+
+# -- without a request: Flask's test helpers ---------------------------------------------
 
 
 def test_session_transaction_and_test_request_context() -> None:
@@ -585,7 +1034,10 @@ def test_test_request_context_saves_onto_the_flask_response() -> None:
     with app.test_request_context("/"):
         session["x"] = Markup("<b>1</b>")
         response = app.process_response(app.make_response("body"))
+        # A second save of the same session sends the same cookie.
+        again = app.process_response(app.make_response("body"))
     cookie = our_cookie(response)
+    assert our_cookie(again) == cookie
     assert response.headers["Vary"] == "Cookie"
     assert "max-age" not in attributes(cookie)
     client = app.test_client()
@@ -593,50 +1045,117 @@ def test_test_request_context_saves_onto_the_flask_response() -> None:
     assert client.get("/get/x").text == "Markup('<b>1</b>')"
 
 
-def test_setting_modified_forces_a_save() -> None:
-    app = make_app()
-
-    @app.get("/touch")
-    def touch() -> str:
-        session.get("a")
-        session.modified = True
-        return "ok"
-
-    client = app.test_client()
-    assert set_cookies(client.get("/touch")) == []  # empty: nothing to save
-    client.get("/set/a/1")
-    assert set_cookies(client.get("/get/a")) == []
-    our_cookie(client.get("/touch"))
-    assert client.get("/get/a").text == "'1'"
-
-
 # -- the example -----------------------------------------------------------------------------
 
 
-def test_example_login_flash_logout_flow() -> None:
+def load_example() -> Any:
     spec = importlib.util.spec_from_file_location("flask_example", EXAMPLES / "flask_app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["flask_example"] = module
     try:
         spec.loader.exec_module(module)
-        app = module.create_app([SECRET])
     finally:
         del sys.modules["flask_example"]
+    return module
+
+
+def test_example_login_flash_logout_flow_in_store_mode() -> None:
+    store = MemoryStore()
+    app = load_example().create_app([SECRET], store=store)
     client = app.test_client()
     assert "Not logged in" in client.get("/").text
+    before = client.get_cookie("session").value  # type: ignore[union-attr]
     assert client.get("/private").status_code == 302
     response = client.post(
         "/login", data={"username": "alice", "password": "nope"}, follow_redirects=True
     )
     assert "error: Wrong user name or password." in response.text
     response = client.post(
-        "/login", data={"username": "alice", "password": "wonderland"}, follow_redirects=True
+        "/login",
+        data={"username": "alice", "password": "wonderland", "remember": "on"},
+        follow_redirects=True,
     )
     assert "success: Welcome, <b>alice</b>!" in response.text  # Markup kept, not escaped
     assert "Logged in as alice" in response.text
+    assert client.get_cookie("session").value != before  # type: ignore[union-attr]
     assert client.get("/private").status_code == 200
-    response = client.get("/logout", follow_redirects=True)
+    assert len(store) == 1
+    response = client.post("/logout", follow_redirects=True)
     assert "info: You have been logged out." in response.text
     assert "Not logged in" in response.text
+    assert client.get_cookie("remember_token") is None
     assert client.get("/private").status_code == 302
+    assert len(store) == 1  # the logged-in record is gone; a new anonymous one counts views
+
+
+def test_example_app_is_found_by_flask_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flask.cli import ScriptInfo
+
+    monkeypatch.setenv("WSGISESSION_SECRET_KEY", SECRET)
+    monkeypatch.delenv("WSGISESSION_REDIS_URL", raising=False)
+    app = ScriptInfo(app_import_path=str(EXAMPLES / "flask_app.py")).load_app()
+    sys.modules.pop("flask_app", None)
+    assert isinstance(app.session_interface, WSGISessionInterface)
+    assert isinstance(app.session_interface.options.store, MemoryStore)
+
+
+# -- migrating from Flask's own session (the recipe of docs/flask.md) ---------------------
+
+
+class MigratingInterface(WSGISessionInterface):
+    """docs/flask.md's recipe: a cookie of Flask's own session (signed with
+    ``SECRET_KEY``; ours never holds a ".") is read once and its data carried over."""
+
+    def open_session(self, app: Flask, request: Any) -> FlaskSession:
+        session = super().open_session(app, request)
+        value = request.cookies.get(app.config["SESSION_COOKIE_NAME"], "")
+        if "." in value:
+            from flask.sessions import SecureCookieSessionInterface
+            from itsdangerous import BadSignature
+
+            legacy = SecureCookieSessionInterface().get_signing_serializer(app)
+            lifetime = int(app.permanent_session_lifetime.total_seconds())
+            try:
+                data = legacy.loads(value, max_age=lifetime)  # type: ignore[union-attr]
+            except BadSignature:
+                return session
+            if session.new:
+                session.update(data)  # saved as our cookie, under the same name
+        return session
+
+
+def test_the_migration_recipe_keeps_flask_session_users_logged_in() -> None:
+    def build(own: bool) -> Flask:
+        app = Flask(__name__)
+        app.secret_key = "the-old-flask-secret-key"
+
+        @app.get("/login")
+        def login() -> str:
+            session["user"] = "alice"
+            session.permanent = True
+            return "in"
+
+        @app.get("/me")
+        def me() -> str:
+            return session.get("user", "anonymous")
+
+        if not own:
+            app.config["WSGISESSION_SECRET_KEYS"] = [SECRET]
+            app.session_interface = MigratingInterface(secret_keys=[SECRET])
+        return app
+
+    old, new = build(own=True), build(own=False)
+    client = old.test_client()
+    client.get("/login")
+    legacy = client.get_cookie("session").value  # type: ignore[union-attr]
+    assert "." in legacy
+    client = new.test_client()
+    client.set_cookie("session", legacy)
+    response = client.get("/me")
+    assert response.text == "alice"
+    assert "." not in client.get_cookie("session").value  # type: ignore[union-attr]
+    assert client.get("/me").text == "alice"
+    forged = new.test_client()
+    forged.set_cookie("session", legacy[:-2] + "xx")
+    assert forged.get("/me").text == "anonymous"

@@ -9,163 +9,129 @@
     app.config["WSGISESSION_SECRET_KEYS"] = ["<at least 32 random bytes>"]
     init_app(app)                       # or init_app(app, secret_keys=[...], ...)
 
-:func:`init_app` wraps ``app.wsgi_app`` with a :class:`~wsgisession.SessionMiddleware`
-and installs :class:`WSGISessionInterface` as ``app.session_interface``. The middleware
-owns the cookie: ``save_session`` never writes one, so ``Set-Cookie``, ``Vary: Cookie``
-and ``Cache-Control`` are added once, by the middleware, at ``start_response``.
+The adapter is a Flask ``SessionInterface``, :class:`WSGISessionInterface`, on the
+public seam (:class:`~wsgisession.SessionManager`): ``open_session`` opens a lazy
+session from the request's cookie, ``save_session`` commits it and puts the cookie on
+Flask's response — so it works wherever Flask opens and saves sessions (a request,
+``test_request_context()``, ``session_transaction()``) with no WSGI middleware in the
+path. :func:`init_app` installs it and connects Flask-Login.
 
-Flask's settings are read at each request (a middleware is built, and cached, per
-distinct set of values): ``SESSION_COOKIE_NAME`` → ``cookie_name``,
-``SESSION_COOKIE_DOMAIN`` → ``domain``, ``SESSION_COOKIE_PATH`` (else
-``APPLICATION_ROOT``) → ``path``, ``SESSION_COOKIE_HTTPONLY`` → ``httponly``,
-``SESSION_COOKIE_SECURE`` → ``secure`` (``True`` → always; ``False`` → wsgisession's
-automatic mode, Secure on HTTPS requests), ``SESSION_COOKIE_SAMESITE`` → ``samesite``,
-``SESSION_COOKIE_PARTITIONED`` → ``partitioned``, ``PERMANENT_SESSION_LIFETIME`` →
-``max_age``. Options passed to :func:`init_app` override them. Secret keys come from
-``init_app(secret_keys=...)`` or ``app.config["WSGISESSION_SECRET_KEYS"]``; Flask's
-``SECRET_KEY`` is not used.
+Flask's semantics, as its own ``SecureCookieSessionInterface`` has them:
+``session.permanent`` (a permanent session's cookie lasts
+``PERMANENT_SESSION_LIFETIME``; any other gets a browser-session cookie whose token
+still expires that long after its last save, on the server), a cookie only when
+``modified`` or — for a permanent session, also on a request that never touched it —
+``SESSION_REFRESH_EACH_REQUEST``, the deletion cookie when the request empties the
+session, ``Vary: Cookie`` when it was accessed, and ``modified``/``accessed`` readable
+after the response. Flask's ``SESSION_COOKIE_*`` and ``APPLICATION_ROOT`` are read at
+each request and rendered exactly as ``response.set_cookie`` renders them (Werkzeug's
+``dump_cookie`` makes one template per distinct set of attributes, see
+:mod:`._flask_cookies`); only the cookie name (the token is bound to it) and the
+lifetime pick the :class:`~wsgisession.SessionManager`, from a small cache. Where
+Flask leaves a value unset our defaults apply: ``SameSite=Lax`` when
+``SESSION_COOKIE_SAMESITE`` is ``None``, and ``Secure`` on HTTPS requests when
+``SESSION_COOKIE_SECURE`` is false (always for ``__Host-``/``__Secure-`` names,
+``SameSite=None`` and partitioned cookies). Options given to :func:`init_app` override
+Flask's settings. A 5xx response saves nothing unless ``commit_on_error=True`` (a
+logout still clears the cookie); see ``docs/flask.md`` for every difference.
 
-As with Flask's own session, ``session.permanent = False`` (the default) gives a
-browser-session cookie (no ``Max-Age``/``Expires``) while the token itself still
-expires ``PERMANENT_SESSION_LIFETIME`` after its last save; ``session.permanent = True``
-gives the cookie that lifetime, re-sent on each request while
-``SESSION_REFRESH_EACH_REQUEST`` is true.
-
-Values with ``__html__`` (``markupsafe.Markup``, e.g. from ``flash(Markup(...))``)
-round-trip as ``Markup`` through :class:`FlaskJSONSerializer`.
-
-Only this module imports Flask.
+Only this module imports Flask (:mod:`._flask_cookies` Werkzeug, :mod:`._flask_json`
+MarkupSafe).
 """
 
 from __future__ import annotations
 
-import datetime
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from markupsafe import Markup
-from werkzeug.datastructures import Headers
 
-from ..errors import ConfigurationError
-from ..middleware import SessionMiddleware
-from ..serializers import JSONSerializer
+from ..errors import ConfigurationError, SessionTooLarge
+from ..manager import CookieUpdate, SessionManager
+from ..options import Options
 from ..session import Session
+from ._flask_cookies import merge_session_headers, template_for
+from ._flask_json import FlaskJSONSerializer
 from ._proxy import SessionProxy
-
-if TYPE_CHECKING:  # pragma: no cover
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = [
     "FlaskJSONSerializer",
     "FlaskSession",
-    "FlaskSessionWSGI",
+    "FlaskSessionManager",
     "WSGISessionInterface",
     "init_app",
 ]
 
 #: ``app.config`` key holding the secret keys when ``init_app`` is not given any.
 SECRET_KEYS_CONFIG = "WSGISESSION_SECRET_KEYS"  # noqa: S105 - a config key name
-#: environ key: the middleware serving this request (set by :class:`FlaskSessionWSGI`).
-_MW_KEY = "wsgisession.flask.middleware"
-#: environ key: True when the session was opened without the middleware in the WSGI path.
-_DETACHED_KEY = "wsgisession.flask.detached"
-_HTML_TAG = "$html"
-_MAX_CACHED = 8
+#: Options that are cookie attributes: given to ``init_app`` they replace Flask's
+#: ``SESSION_COOKIE_*``; they never reach the manager (the token does not depend on them).
+COOKIE_ATTRIBUTES = ("domain", "path", "secure", "httponly", "samesite", "partitioned")
+_FROM_CONFIG: Any = object()  # "read Flask's setting at each request"
+_MAX_MANAGERS = 8
+_SECURE_PREFIXES = ("__Host-", "__Secure-")
 
 
-# -- serializer -------------------------------------------------------------------------
+class FlaskSessionManager(SessionManager):
+    """A :class:`~wsgisession.SessionManager` with Flask's cookie lifetime: a session
+    that is not ``permanent`` gets a browser-session cookie while its token still
+    expires ``max_age`` (``PERMANENT_SESSION_LIFETIME``) after its last save — unless
+    ``browser_cookies`` is false (``init_app`` was given an explicit ``max_age``)."""
 
+    def __init__(self, *, options: Options, browser_cookies: bool) -> None:
+        super().__init__(options=options)
+        self.browser_cookies = browser_cookies
+        #: Read per request: the cookie name, ``auto_commit`` and the external key.
+        self.name = options.cookie_name
+        self.autosave = options.auto_commit
+        self.header_key = options.external_key
 
-def _tag(obj: Any) -> Any:
-    """Replace ``__html__`` objects by ``{"$html": str}`` and escape user dicts whose
-    single key starts with ``$`` as ``{"$": [[key, value]]}`` (so neither is ambiguous)."""
-    if type(obj) is str or obj is None or type(obj) in (int, float, bool):
-        return obj
-    if hasattr(obj, "__html__"):
-        return {_HTML_TAG: str(obj.__html__())}
-    if isinstance(obj, dict):
-        out = {k: _tag(v) for k, v in obj.items()}
-        if len(out) == 1:
-            ((key, value),) = out.items()
-            if isinstance(key, str) and key.startswith("$"):
-                return {"$": [[key, value]]}
-        return out
-    if isinstance(obj, list):
-        return [_tag(v) for v in obj]
-    if type(obj) is tuple:
-        return tuple(_tag(v) for v in obj)
-    return obj
+    def cookie_max_age(self, session: Session, seconds: int | None) -> int | None:
+        if self.browser_cookies and not session.get("_permanent", False):
+            return None
+        return seconds
 
-
-def _untag(obj: Any) -> Any:
-    """Inverse of :func:`_tag`, applied top-down to what the base serializer loaded."""
-    if type(obj) is dict:
-        if len(obj) == 1:
-            ((key, value),) = obj.items()
-            if key == _HTML_TAG and type(value) is str:
-                # Authenticated data we wrote from a Markup object: already safe HTML.
-                return Markup(value)  # noqa: S704
-            if (
-                key == "$"
-                and type(value) is list
-                and len(value) == 1
-                and type(value[0]) is list
-                and len(value[0]) == 2
-                and type(value[0][0]) is str
-            ):
-                return {value[0][0]: _untag(value[0][1])}
-        return {k: _untag(v) for k, v in obj.items()}
-    if type(obj) is list:
-        return [_untag(v) for v in obj]
-    if type(obj) is tuple:
-        return tuple(_untag(v) for v in obj)
-    return obj
-
-
-class FlaskJSONSerializer(JSONSerializer):
-    """:class:`~wsgisession.JSONSerializer` that also round-trips ``Markup``.
-
-    Any object with ``__html__`` is stored as its HTML string and comes back as
-    :class:`markupsafe.Markup`; everything else is exactly as with the base class.
-    """
-
-    def dumps(self, obj: Any) -> bytes:
-        return super().dumps(_tag(obj))
-
-    def loads(self, data: bytes) -> Any:
-        return _untag(super().loads(data))
-
-    def __repr__(self) -> str:
-        return "FlaskJSONSerializer()"
-
-
-# -- the session object -----------------------------------------------------------------
+    def carries_token(self, environ: dict[str, Any]) -> bool:
+        """Whether the request may carry our token (a cheap test; a false positive
+        only costs opening the session)."""
+        if self.header_key is not None:
+            return self.header_key.get(environ) is not None
+        return self.name in environ.get("HTTP_COOKIE", "")
 
 
 class FlaskSession(SessionProxy, SessionMixin):
     """A Flask session (:class:`flask.sessions.SessionMixin`) over a wsgisession
     :class:`~wsgisession.Session`.
 
-    The dict API goes straight to the wsgisession session (lazy loading, nested
-    change detection). ``new``/``modified``/``accessed`` map to
-    ``is_new``/``changed``/``accessed``; ``permanent`` is the ``_permanent`` key, as in
-    Flask. Setting ``modified = True`` forces a save of a non-empty session.
+    The dict API goes straight to the wsgisession session (lazy loading, nested change
+    detection). ``permanent`` is the ``_permanent`` key, as in Flask. ``modified`` is
+    true once the data changed (nested changes included) or the application set it,
+    and stays so after the response, as in Flask; setting it forces a save (but
+    setting it to ``False`` does not undo a change). ``accessed`` is true when Flask's
+    request context handed the session out or anything read or wrote it. ``new`` is
+    ``is_new``: no valid session came with the request.
     """
 
-    def __init__(self, session: Session, environ: dict[str, Any]) -> None:
+    _forced = False  # modified = True from the application (after the save: Flask's value)
+    _flask_accessed = False  # set by Flask's request context (after the save: Flask's value)
+    _saved = False  # save_session ran
+
+    def __init__(
+        self, session: Session, manager: FlaskSessionManager, environ: dict[str, Any]
+    ) -> None:
         self._wsgisession = session
-        self._environ = environ
-        self._force_modified = False
-        self._accessed = False
+        self._manager = manager
+        self._request_environ = environ
 
     @property
     def wsgisession(self) -> Session:
         """The underlying :class:`~wsgisession.Session` (``regenerate()``, ``max_age``…)."""
         return self._wsgisession
 
-    # -- Flask's attributes -------------------------------------------------------------
+    @property
+    def manager(self) -> FlaskSessionManager:
+        """The :class:`FlaskSessionManager` that opened it (and will save it)."""
+        return self._manager
 
     @property
     def new(self) -> bool:  # type: ignore[override]
@@ -174,23 +140,19 @@ class FlaskSession(SessionProxy, SessionMixin):
 
     @property
     def modified(self) -> bool:
-        """True when the data changed (nested changes included) or ``modified`` was set."""
-        return self._force_modified or self._wsgisession.changed
+        return self._forced or self._wsgisession.changed
 
     @modified.setter
     def modified(self, value: bool) -> None:
-        self._force_modified = bool(value)
+        self._forced = bool(value)
 
     @property
     def accessed(self) -> bool:
-        """True when the request read or wrote the session."""
-        return self._accessed or self._wsgisession.accessed
+        return self._flask_accessed or (not self._saved and self._wsgisession.accessed)
 
     @accessed.setter
     def accessed(self, value: bool) -> None:
-        # Flask's request context sets this whenever ``flask.session`` is looked up;
-        # the middleware's own record (``Session.accessed``) decides ``Vary``.
-        self._accessed = bool(value)
+        self._flask_accessed = bool(value)
 
     def regenerate(self) -> None:
         """Keep the data under a new session id (call it at login)."""
@@ -204,178 +166,212 @@ class FlaskSession(SessionProxy, SessionMixin):
         return f"<FlaskSession {self._wsgisession!r}>"
 
 
-# -- configuration ----------------------------------------------------------------------
-
-
-def _lifetime(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.timedelta(seconds=value)
-    return value
-
-
-def _options_from_config(app: Flask, explicit: dict[str, Any]) -> dict[str, Any]:
-    """The middleware options for ``app.config`` as it is now; ``explicit`` wins."""
-    config = app.config
-    options: dict[str, Any] = {}
-    keys = config.get(SECRET_KEYS_CONFIG)
-    if keys is not None:
-        options["secret_keys"] = [keys] if isinstance(keys, (str, bytes)) else list(keys)
-    options["cookie_name"] = config.get("SESSION_COOKIE_NAME") or "session"
-    domain = config.get("SESSION_COOKIE_DOMAIN")
-    options["domain"] = domain or None
-    options["path"] = config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/"
-    options["httponly"] = bool(config.get("SESSION_COOKIE_HTTPONLY", True))
-    options["secure"] = True if config.get("SESSION_COOKIE_SECURE") else None
-    options["samesite"] = config.get("SESSION_COOKIE_SAMESITE") or None
-    options["partitioned"] = bool(config.get("SESSION_COOKIE_PARTITIONED", False))
-    options["max_age"] = _lifetime(
-        config.get("PERMANENT_SESSION_LIFETIME", datetime.timedelta(days=31))
-    )
-    options.update(explicit)
-    if options.get("secret_keys") is None:
-        raise ConfigurationError(
-            f"no secret keys: pass init_app(app, secret_keys=[...]) or set "
-            f'app.config["{SECRET_KEYS_CONFIG}"]',
-            "secret_keys",
-        )
-    return options
-
-
-def _cache_key(options: dict[str, Any]) -> tuple[Any, ...]:
-    parts: list[Any] = []
-    for name in sorted(options):
-        value = options[name]
-        if isinstance(value, list):
-            value = tuple(value)
-        try:
-            hash(value)
-        except TypeError:
-            value = ("id", id(value))
-        parts.append((name, value))
-    return tuple(parts)
-
-
-class FlaskSessionWSGI:
-    """The WSGI layer :func:`init_app` puts around ``app.wsgi_app``.
-
-    It runs the request through a :class:`~wsgisession.SessionMiddleware` configured
-    from ``app.config`` as it is at that request, and turns the session cookie into a
-    browser-session cookie when the Flask session is not permanent.
-    """
-
-    def __init__(self, app: Flask, wsgi_app: WSGIApplication, options: dict[str, Any]) -> None:
-        self.flask_app = app
-        self.wsgi_app = wsgi_app
-        self.options = dict(options)
-        # The serializer object is shared by every middleware built here.
-        self._serializer = self.options.pop("serializer", None) or FlaskJSONSerializer()
-        self._cache: dict[tuple[Any, ...], FlaskSessionMiddleware] = {}
-
-    def middleware(self) -> FlaskSessionMiddleware:
-        """The middleware for the application's current configuration."""
-        options = _options_from_config(self.flask_app, self.options)
-        options["serializer"] = self._serializer
-        key = _cache_key(options)
-        mw = self._cache.get(key)
-        if mw is None:
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            mw = self._cache[key] = FlaskSessionMiddleware(
-                self.wsgi_app, browser_cookies="max_age" not in self.options, **options
-            )
-        return mw
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        mw = self.middleware()
-        environ[_MW_KEY] = mw
-        return mw(environ, start_response)
-
-
-class FlaskSessionMiddleware(SessionMiddleware):
-    """The middleware with Flask's cookie policy: a session that is not ``permanent``
-    gets a browser-session cookie (no ``Max-Age``/``Expires``) while its token still
-    expires ``PERMANENT_SESSION_LIFETIME`` after its last save, as with Flask's own
-    session — unless ``init_app`` was given an explicit ``max_age``."""
-
-    def __init__(self, app: WSGIApplication, *, browser_cookies: bool, **options: Any) -> None:
-        super().__init__(app, **options)
-        self.browser_cookies = browser_cookies
-
-    def cookie_max_age(self, session: Session, seconds: int | None) -> int | None:
-        if self.browser_cookies and not session.get("_permanent", False):
-            return None
-        return seconds
-
-
-# -- the session interface --------------------------------------------------------------
-
-
 class WSGISessionInterface(SessionInterface):
-    """Flask session interface over the wsgisession middleware.
+    """Flask's session interface on wsgisession: ``app.session_interface = ...``.
 
-    Inside the WSGI path (the usual case), ``open_session`` wraps the session the
-    middleware put in the environ and ``save_session`` only records how the cookie
-    must look; the middleware writes it at ``start_response``. Outside it
-    (``app.test_request_context()``, ``client.session_transaction()``), the session is
-    opened from the request's cookies and saved onto the Flask response by the same
-    codec.
+    :param secret_keys: the secrets (first = current), each at least 32 bytes.
+    :param options: every other :class:`~wsgisession.SessionManager` option, checked
+        here; ``cookie_name``, ``max_age`` and the cookie attributes
+        (:data:`COOKIE_ATTRIBUTES`) given here replace Flask's settings. The
+        serializer is :class:`FlaskJSONSerializer` unless ``serializer=`` says otherwise.
+    :raises ConfigurationError: for a bad option.
+
+    One interface may serve several apps: everything per app is read from
+    ``app.config`` at each request.
     """
 
-    def __init__(self, wsgi: FlaskSessionWSGI) -> None:
-        self.wsgi = wsgi
+    def __init__(self, secret_keys: Any = None, **options: Any) -> None:
+        serializer = options.pop("serializer", None) or FlaskJSONSerializer()
+        checked = Options(secret_keys=secret_keys, serializer=serializer, **options)
+        given = checked.given()
+        #: The checked options as given (cookie attributes included).
+        self.options = checked
+        attr = {name: given.get(name, _FROM_CONFIG) for name in COOKIE_ATTRIBUTES}
+        self._domain, self._path, self._secure = attr["domain"], attr["path"], attr["secure"]
+        self._httponly, self._samesite = attr["httponly"], attr["samesite"]
+        self._partitioned = attr["partitioned"]
+        self._name: str | None = given.get("cookie_name")
+        self._lifetime_given = "max_age" in given
+        # The manager's own rendering of the cookie is only used for its size check:
+        # keep it no longer than ours (no Domain, Path=/, no HttpOnly/SameSite).
+        self._base = checked.replace(
+            domain=None, path="/", httponly=False, samesite=None, partitioned=False
+        )
+        self._managers: dict[tuple[Any, Any], FlaskSessionManager] = {}
+        self._insecure_warned = False
+
+    # -- managers -----------------------------------------------------------------------
+
+    def manager_for(self, name: str, lifetime: Any) -> FlaskSessionManager:
+        """The manager for a cookie name and ``PERMANENT_SESSION_LIFETIME`` (cached; at
+        most a few are kept)."""
+        key = (name, lifetime)
+        manager = self._managers.get(key)
+        if manager is None:
+            changes: dict[str, Any] = {}
+            if self._name is None:
+                changes["cookie_name"] = name
+            if not self._lifetime_given:
+                changes["max_age"] = lifetime  # an int of seconds or a timedelta
+            options = self._base.replace(**changes) if changes else self._base
+            manager = FlaskSessionManager(options=options, browser_cookies=not self._lifetime_given)
+            if len(self._managers) >= _MAX_MANAGERS:
+                self._managers.clear()
+            self._managers[key] = manager
+        return manager
+
+    @property
+    def manager_count(self) -> int:
+        """How many managers are cached (at most a few)."""
+        return len(self._managers)
+
+    def app_manager(self, app: Flask) -> FlaskSessionManager:
+        """The manager ``app``'s configuration selects now."""
+        config = app.config
+        return self.manager_for(
+            self._name or config["SESSION_COOKIE_NAME"],
+            None if self._lifetime_given else config["PERMANENT_SESSION_LIFETIME"],
+        )
+
+    # -- Flask's SessionInterface -------------------------------------------------------
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
-        environ = request.environ
-        mw = environ.get(_MW_KEY)
-        if isinstance(mw, SessionMiddleware):
-            session = environ.get(mw.environ_key)
-            if isinstance(session, Session):
-                if environ.get(_DETACHED_KEY):
-                    return _DetachedFlaskSession(session, environ, mw)
-                return FlaskSession(session, environ)
-        # Not in the WSGI path: open the session from this request's cookies ourselves.
-        mw = self.wsgi.middleware()
-        session = mw.open_session(environ)
-        environ[mw.environ_key] = session
-        environ[_MW_KEY] = mw
-        environ[_DETACHED_KEY] = True
-        return _DetachedFlaskSession(session, environ, mw)
-
-    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
-        return session.modified or (
-            session.permanent and bool(app.config.get("SESSION_REFRESH_EACH_REQUEST", True))
+        config = app.config
+        key = (
+            self._name or config["SESSION_COOKIE_NAME"],
+            None if self._lifetime_given else config["PERMANENT_SESSION_LIFETIME"],
         )
+        manager = self._managers.get(key) or self.manager_for(*key)
+        environ = request.environ
+        return FlaskSession(manager.open_session(environ), manager, environ)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if not isinstance(session, FlaskSession):  # pragma: no cover - not ours
+        if type(session) is not FlaskSession and not isinstance(session, FlaskSession):
+            return  # not one of ours (a null session is never saved)
+        ws = session._wsgisession
+        manager = session._manager
+        failed = response.status_code >= 500
+        if session._saved:
+            # Saved before (an error page after a failed save, a second
+            # process_response): the same cookie again while the response may commit.
+            update = manager.save_session(ws, failed=failed)
+            if update is not None:
+                self._send(app, session, response, update)
             return
-        ws = session.wsgisession
-        environ = session._environ
-        if ws.accessed or session._force_modified:
-            if len(ws) and (
-                session._force_modified
-                or (
-                    ws.get("_permanent", False)
-                    and app.config.get("SESSION_REFRESH_EACH_REQUEST", True)
-                )
-            ):
-                ws.save()
-        if isinstance(session, _DetachedFlaskSession):
-            mw = session.middleware
-            if not ws.accessed and environ.get(mw.environ_key, ws) is ws:
-                return  # untouched: no cookie, no Vary (as the middleware does)
-            out = mw.session_headers(ws, response.status, response.headers.to_wsgi_list())
-            response.headers = Headers(out)
+        config = app.config
+        accessed = session._flask_accessed or ws.accessed
+        forced = session._forced
+        # From here on, Flask's values of accessed/modified (what the request did, not
+        # what saving it does), and a later call takes the branch above.
+        session._saved = True
+        session._flask_accessed = accessed
+        update = None
+        if (
+            ws.accessed
+            or forced
+            or (
+                config["SESSION_REFRESH_EACH_REQUEST"]
+                and manager.carries_token(session._request_environ)
+            )
+        ):
+            changed = ws.changed
+            session._forced = modified = forced or changed
+            if manager.autosave:
+                # Flask's rules (these open the session if nothing did yet); a change is
+                # saved by the manager's own rules, anything else must be forced.
+                if not ws:
+                    if modified:
+                        ws.invalidate()  # emptied: the deletion cookie, as Flask sends it
+                elif not changed and (
+                    forced
+                    or (ws.get("_permanent", False) and config["SESSION_REFRESH_EACH_REQUEST"])
+                ):
+                    ws.save()
+            update = manager.save_session(ws, failed=failed)
+        if update is not None:
+            self._send(app, session, response, update)
+        elif accessed:
+            merge_session_headers(response, manager.options.vary, None, is_ours=None, private=False)
 
+    # -- the response -------------------------------------------------------------------
 
-class _DetachedFlaskSession(FlaskSession):
-    """A session opened without the middleware in the WSGI path."""
-
-    def __init__(
-        self, session: Session, environ: dict[str, Any], middleware: SessionMiddleware
+    def _send(
+        self, app: Flask, session: FlaskSession, response: Response, update: CookieUpdate
     ) -> None:
-        super().__init__(session, environ)
-        self.middleware = middleware
+        manager = session._manager
+        options = manager.options
+        environ = session._request_environ
+        if manager.header_key is not None:
+            headers = response.headers.to_wsgi_list()
+            manager.header_key.set(headers, update.header)
+            response.headers.clear()
+            response.headers.extend(headers)
+            cookie = None
+        else:
+            cookie = self._cookie(app.config, session, update)
+        reasons = merge_session_headers(
+            response,
+            options.vary,
+            cookie,
+            is_ours=manager.cookies.is_ours if options.overwrite else None,
+            private=options.cache_control,
+        )
+        for reason in reasons:
+            sid = session._wsgisession.id
+            manager.emitter.emit("cache_control_overridden", environ, sid, reason)
+
+    def _cookie(self, config: Any, session: FlaskSession, update: CookieUpdate) -> str:
+        """Our ``Set-Cookie`` with Flask's cookie settings as they are now (or the
+        options that replace them), in Werkzeug's spelling."""
+        manager = session._manager
+        environ = session._request_environ
+        name = manager.name
+        domain = self._domain
+        if domain is _FROM_CONFIG:
+            domain = config["SESSION_COOKIE_DOMAIN"]
+        elif callable(domain):
+            domain = domain(environ)
+        path = self._path
+        if path is _FROM_CONFIG:
+            path = config["SESSION_COOKIE_PATH"] or config["APPLICATION_ROOT"]
+        httponly = self._httponly
+        if httponly is _FROM_CONFIG:
+            httponly = bool(config["SESSION_COOKIE_HTTPONLY"])
+        samesite = self._samesite
+        if samesite is _FROM_CONFIG:
+            samesite = config["SESSION_COOKIE_SAMESITE"] or "Lax"
+        partitioned = self._partitioned
+        if partitioned is _FROM_CONFIG:
+            partitioned = bool(config.get("SESSION_COOKIE_PARTITIONED", False))
+        secure = self._secure
+        if secure is _FROM_CONFIG:
+            secure = True if config["SESSION_COOKIE_SECURE"] else None
+        https = environ.get("wsgi.url_scheme") == "https"
+        if secure is None:
+            secure = https or _needs_secure(name, samesite, partitioned)
+        if secure and not https and not self._insecure_warned:
+            self._insecure_warned = True
+            manager.emitter.emit("insecure_transport", environ, None, "http_scheme")
+        template = template_for(name, domain, path, secure, httponly, samesite, partitioned)
+        if update.deletion:
+            return template.deletion
+        cookie = template.render(update.value, update.max_age, update.expires)
+        limit = manager.options.max_cookie_size
+        if len(cookie) > limit:
+            # Too large for a cookie: an error, never a cookie the browser drops.
+            sid = session._wsgisession.id
+            manager.emitter.emit("too_large", environ, sid, "cookie_size")
+            raise SessionTooLarge(len(cookie), limit)
+        return cookie
+
+
+def _needs_secure(name: str, samesite: Any, partitioned: bool) -> bool:
+    """Browsers drop these cookies unless they are Secure."""
+    return (
+        name.startswith(_SECURE_PREFIXES)
+        or partitioned
+        or (isinstance(samesite, str) and samesite.lower() == "none")
+    )
 
 
 # -- installing -------------------------------------------------------------------------
@@ -404,10 +400,14 @@ def _connect_flask_login(app: Flask) -> bool:
     return True
 
 
-def init_app(app: Flask, *, regenerate_on_login: bool = True, **options: Any) -> FlaskSessionWSGI:
-    """Give ``app`` wsgisession sessions: wrap ``app.wsgi_app`` and install the
-    session interface. ``options`` are :class:`~wsgisession.SessionMiddleware` options
-    and override the values taken from Flask's configuration. Returns the WSGI layer.
+def init_app(
+    app: Flask, *, regenerate_on_login: bool = True, **options: Any
+) -> WSGISessionInterface:
+    """Give ``app`` wsgisession sessions: install :class:`WSGISessionInterface` as
+    ``app.session_interface`` (no WSGI wrapping). ``options`` are
+    :class:`~wsgisession.SessionManager` options; they override the values taken from
+    Flask's configuration. The secret keys are ``secret_keys=`` or, when not given,
+    ``app.config["WSGISESSION_SECRET_KEYS"]`` as it is now. Returns the interface.
 
     :param regenerate_on_login: when Flask-Login is installed, give the session a new id
         whenever it logs a user in (its ``user_logged_in`` signal) or restores one from
@@ -417,11 +417,19 @@ def init_app(app: Flask, *, regenerate_on_login: bool = True, **options: Any) ->
     """
     if not isinstance(regenerate_on_login, bool):
         raise ConfigurationError("regenerate_on_login must be True or False", "regenerate_on_login")
-    wsgi = FlaskSessionWSGI(app, app.wsgi_app, options)
-    wsgi.middleware()  # check the configuration now, not at the first request
-    app.wsgi_app = wsgi  # type: ignore[method-assign]
-    app.session_interface = WSGISessionInterface(wsgi)
-    app.extensions["wsgisession"] = wsgi
+    if options.get("secret_keys") is None:
+        keys = app.config.get(SECRET_KEYS_CONFIG)
+        if keys is None:
+            raise ConfigurationError(
+                f"no secret keys: pass init_app(app, secret_keys=[...]) or set "
+                f'app.config["{SECRET_KEYS_CONFIG}"]',
+                "secret_keys",
+            )
+        options["secret_keys"] = [keys] if isinstance(keys, (str, bytes)) else list(keys)
+    interface = WSGISessionInterface(**options)
+    interface.app_manager(app)  # Flask's settings as they are now must make a manager
+    app.session_interface = interface
+    app.extensions["wsgisession"] = interface
     if regenerate_on_login:
         _connect_flask_login(app)
-    return wsgi
+    return interface
