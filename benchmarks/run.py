@@ -62,6 +62,7 @@ for _path in (HERE, os.environ.get("WSGISESSION_BENCH_PACKAGE") or os.path.dirna
         sys.path.insert(0, _path)
 
 import anchors as A  # noqa: E402
+import integrations as I  # noqa: E402
 import systems as S  # noqa: E402
 
 perf_counter_ns = time.perf_counter_ns
@@ -315,9 +316,17 @@ def build_systems(
             continue
         for system in built:
             systems[system.name] = system
+    for maker, names in I.MAKERS:
+        try:
+            for system in maker(stores):
+                systems[system.name] = system
+        except ImportError as exc:  # a peer or framework that is not installed
+            for name in names:
+                skipped[name] = f"{type(exc).__name__}: {exc}"
     if args.systems:
         wanted = set(args.systems.split(","))
-        unknown = wanted - {n for _, names in S.ADAPTERS for n in names} - {"codec-floor"}
+        known = {n for _, names in [*S.ADAPTERS, *I.MAKERS] for n in names}
+        unknown = wanted - known - {"codec-floor"}
         if unknown:
             raise SystemExit(f"run.py: unknown system(s): {', '.join(sorted(unknown))}")
         # Keep the floors the wanted systems need, and wsgisession's cookie for `bare`.
@@ -371,6 +380,10 @@ class Check:
     problems: list[str]
 
 
+#: Kinds whose data lives in a store: a write need not send a cookie, and must persist.
+STORE_KINDS = frozenset({"ours-store", "store-peer"})
+
+
 def check_system(system: S.System) -> list[Check]:
     checks = []
     for scn in system.scenarios:
@@ -382,7 +395,7 @@ def check_system(system: S.System) -> list[Check]:
         if system.kind == "floor" and scn == "S2":
             if not resp.body.isdigit():
                 problems.append(f"body {resp.body!r}, expected a counter")
-        elif system.kind == "ours-store" and scn == "S2":
+        elif system.kind in STORE_KINDS and scn == "S2":
             if not resp.body.isdigit() or int(resp.body) < 1:
                 problems.append(f"body {resp.body!r}, expected a counter >= 1")
             else:
@@ -400,12 +413,12 @@ def check_system(system: S.System) -> list[Check]:
                 problems.append("Set-Cookie on an untouched session")
             if scn == "S4" and not has_cookie:
                 problems.append("no Set-Cookie for a new session")
-            if scn == "S2" and system.kind != "ours-store" and not has_cookie:
+            if scn == "S2" and system.kind not in STORE_KINDS and not has_cookie:
                 problems.append("no Set-Cookie after a write")
             if system.kind.startswith("ours") and scn in ("S1", "S3") and has_cookie:
                 problems.append("Set-Cookie on an unchanged session (wsgisession must not)")
             # The cookie the response set must hold what the handler did.
-            if scn == "S2" and system.kind != "ours-store" and has_cookie:
+            if scn == "S2" and system.kind not in STORE_KINDS and has_cookie:
                 again = call(system.app, "/S2", resp.cookie_pairs())
                 if again.body != b"2":
                     problems.append(f"the written cookie gives counter {again.body!r}, not b'2'")
@@ -498,6 +511,10 @@ class Analysis:
     targets: list[dict[str, Any]]
     #: how much slower than the anchor run this machine ran the peers (machine_speed)
     speed: dict[str, Any] | None = None
+    #: the framework adapters' and the store-mode targets (integrations.py)
+    integration_targets: list[dict[str, Any]] = field(default_factory=list)
+    #: Redis commands per request of each store-mode system (integrations.round_trips)
+    round_trips: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def machine_speed(cells: dict[str, Cell], overhead: dict[str, float]) -> dict[str, Any] | None:
@@ -617,7 +634,8 @@ def analyse(systems: dict[str, S.System], cells: dict[str, Cell]) -> Analysis:
                 "pass": ratio <= CODEC_TARGET,
             }
         )
-    return Analysis(overhead, per_repeat, ov_min, best, targets, speed)
+    more = I.targets(overhead, per_repeat, speed)
+    return Analysis(overhead, per_repeat, ov_min, best, targets, speed, more)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -640,7 +658,7 @@ def signed(value: float) -> str:
 
 
 def system_order(systems: dict[str, S.System], cells: dict[str, Cell]) -> list[str]:
-    names = [n for _, ns in S.ADAPTERS for n in ns if n in systems]
+    names = [n for _, ns in [*S.ADAPTERS, *I.MAKERS] for n in ns if n in systems]
     if any(c.system == "codec-floor" for c in cells.values()):
         names.append("codec-floor")
     return names
@@ -1562,6 +1580,8 @@ def _main(
         for system in systems.values():
             checks += check_system(system)
         an = analyse(systems, cells)
+        if redis.url:
+            an.round_trips = I.round_trips(systems, call, redis.url)
         print_report(args, systems, cells, an, checks, machine)
         report["cells"] = {
             k: {
@@ -1580,6 +1600,8 @@ def _main(
             scn: {"system": p, "overhead_us": v} for scn, (p, v) in an.best_peer.items()
         }
         report["targets"] = an.targets
+        report["integration_targets"] = an.integration_targets
+        report["round_trips"] = an.round_trips
         report["machine_speed"] = an.speed
         report["overhead_from_minima_us"] = an.overhead_min
         report["sanity"] = [vars(c) | {"body": c.body.decode(errors="replace")} for c in checks]
@@ -1683,8 +1705,66 @@ def print_report(
         )
     else:
         print("every target met")
+    if an.integration_targets:
+        print("\n== Framework adapters and store mode (issues 13, 15): same run")
+        print(render(INTEGRATION_HEADER, integration_rows(an), False))
+    if an.round_trips:
+        print("\n== Redis round trips per request (server statistics)")
+        print(render(["system", "S1 read", "S2 write"], round_trip_rows(an), False))
     print("\n== Sanity (after timing): Set-Cookie? / Cookie bytes / Set-Cookie bytes / body")
     print(render(["system", *S.SCENARIOS, "verdict"], sanity_rows(checks), False))
+
+
+INTEGRATION_HEADER = [
+    "system",
+    "scn",
+    "target",
+    "overhead",
+    "vs",
+    "its overhead",
+    "ratio (per repeat)",
+    "over the bare middleware",
+    "verdict",
+]
+
+
+def integration_rows(an: Analysis) -> list[list[str]]:
+    rows = []
+    for t in an.integration_targets:
+        over = t.get("over_bare_us")
+        over_text = "—" if over is None else f"{signed(over)} µs"
+        if t["unit"] == "us":
+            scaled = t.get("at_anchor_speed")
+            value = f"{fmt(t['value'])} µs"
+            if scaled is not None:
+                value += f" ({fmt(scaled)} at anchor speed)"
+            reps = f"{fmt(t['range'][0])}–{fmt(t['range'][1])} µs"
+            rows.append(
+                [t["group"], "S0", t["target"], value, "floor", "—", reps, over_text, verdict(t)]
+            )
+        else:
+            ratio = f"{t['value']:.2f}× ({t['range'][0]:.2f}–{t['range'][1]:.2f})"
+            rows.append(
+                [
+                    t["group"],
+                    t["scenario"],
+                    t["target"],
+                    f"{fmt(t['ours_us'])} µs",
+                    t["peer"],
+                    f"{fmt(t['peer_us'])} µs",
+                    ratio,
+                    over_text,
+                    "PASS" if t["pass"] else "MISS",
+                ]
+            )
+    return rows
+
+
+def round_trip_rows(an: Analysis) -> list[list[str]]:
+    return [
+        [name, *(f"{per.get(scn, float('nan')):.2f}" for scn in S.STORE_SCENARIOS)]
+        for name, per in an.round_trips.items()
+    ]
 
 
 def print_gunicorn(results: list[dict[str, Any]]) -> None:
@@ -1738,6 +1818,16 @@ def write_markdown(
     line = speed_line(an)
     if line:
         parts += ["\n" + line + "\n"]
+    if an.integration_targets:
+        parts += [
+            "\n### Framework adapters and store mode (same run)\n",
+            render(INTEGRATION_HEADER, integration_rows(an), True),
+        ]
+    if an.round_trips:
+        parts += [
+            "\n### Redis round trips per request\n",
+            render(["system", "S1 read", "S2 write"], round_trip_rows(an), True),
+        ]
     parts += [
         "\n### Sanity (after timing): Set-Cookie? / Cookie bytes / Set-Cookie bytes / body\n",
         render(["system", *S.SCENARIOS, "verdict"], sanity_rows(checks), True),

@@ -288,46 +288,52 @@ def make_beaker() -> list[System]:
     ]
 
 
-def make_flask() -> list[System]:
+def flask_app(name: str, setup: Callable[[Any], None] | None) -> Any:
+    """A Flask app serving the scenarios; ``setup(app)`` gives it sessions (None: the
+    floor, no secret key, a NullSession never touched)."""
     import flask
 
+    app = flask.Flask(name)
+    if setup is not None:
+        setup(app)
+
+    def view_for(scn: str) -> Callable[[], str]:
+        op = OPS[scn]
+        if setup is None:
+            plain = FLOOR_SESSIONS[scn]
+
+            def floor_view() -> str:
+                return op(plain)
+
+            return floor_view
+
+        def view() -> str:
+            return op(flask.session)
+
+        return view
+
+    for scn in SCENARIOS:
+        app.add_url_rule(f"/{scn}", scn, view_for(scn))
+
+    def seed_view(scn: str) -> str:
+        if setup is not None:
+            seed(flask.session, scn)
+        return "seeded"
+
+    app.add_url_rule("/seed/<scn>", "seed", seed_view)
+    return app.wsgi_app
+
+
+def make_flask() -> list[System]:
     version = _version("Flask")
 
-    def build(name: str, secret: str | None) -> Any:
-        app = flask.Flask(name)
-        if secret is not None:
-            app.secret_key = secret
-
-        def view_for(scn: str) -> Callable[[], str]:
-            op = OPS[scn]
-            if secret is None:
-                plain = FLOOR_SESSIONS[scn]
-
-                def floor_view() -> str:
-                    return op(plain)
-
-                return floor_view
-
-            def view() -> str:
-                return op(flask.session)
-
-            return view
-
-        for scn in SCENARIOS:
-            app.add_url_rule(f"/{scn}", scn, view_for(scn))
-
-        def seed_view(scn: str) -> str:
-            if secret is not None:
-                seed(flask.session, scn)
-            return "seeded"
-
-        app.add_url_rule("/seed/<scn>", "seed", seed_view)
-        return app.wsgi_app
+    def with_secret(app: Any) -> None:
+        app.secret_key = SECRET
 
     return [
         System(
             "flask-bare",
-            build("bench_flask_bare", None),
+            flask_app("bench_flask_bare", None),
             None,
             "floor",
             cookie_from="flask",
@@ -336,7 +342,7 @@ def make_flask() -> list[System]:
         ),
         System(
             "flask",
-            build("bench_flask", SECRET),
+            flask_app("bench_flask", with_secret),
             "flask-bare",
             "peer",
             label="Flask built-in session (itsdangerous)",
@@ -346,11 +352,11 @@ def make_flask() -> list[System]:
     ]
 
 
-def make_django() -> list[System]:
+def make_django_settings() -> None:
+    """Configure Django once for every Django system (floor, peers, adapters)."""
     import django
     from django.conf import settings
 
-    version = _version("Django")
     if not settings.configured:
         urls = types.ModuleType("bench_django_urls")
         sys.modules[urls.__name__] = urls
@@ -389,13 +395,12 @@ def make_django() -> list[System]:
         urls.urlpatterns = [path(scn, view_for(scn)) for scn in SCENARIOS] + [  # type: ignore[attr-defined]
             path("seed/<str:scn>", seed_view)
         ]
-    from django.core.handlers.wsgi import WSGIHandler
 
-    # WSGIHandler reads settings.MIDDLEWARE when it is built.
-    settings.MIDDLEWARE = []
-    bare = WSGIHandler()
-    settings.MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware"]
-    with_session = WSGIHandler()
+
+def make_django() -> list[System]:
+    version = _version("Django")
+    bare = django_handler(None, None)
+    with_session = django_handler("django.contrib.sessions.backends.signed_cookies", None)
     return [
         System(
             "django-bare",
@@ -418,44 +423,73 @@ def make_django() -> list[System]:
     ]
 
 
-def make_pyramid() -> list[System]:
+def django_handler(
+    engine: str | None,
+    wsgisession_options: dict[str, Any] | None,
+    caches: dict[str, Any] | None = None,
+) -> Any:
+    """A Django WSGIHandler with Django's SessionMiddleware and ``engine`` (None: no
+    middleware, the floor); the middleware reads SESSION_ENGINE when it is built."""
+    make_django_settings()
+    from django.conf import settings
+    from django.core.handlers.wsgi import WSGIHandler
+
+    settings.MIDDLEWARE = (
+        [] if engine is None else ["django.contrib.sessions.middleware.SessionMiddleware"]
+    )
+    if engine is not None:
+        settings.SESSION_ENGINE = engine
+    if wsgisession_options is not None:
+        settings.WSGISESSION = wsgisession_options  # read by wsgisession's engine only
+    if caches is not None:
+        from django.core.cache import caches as django_caches
+
+        settings.CACHES = caches
+        django_caches.__dict__.pop("settings", None)  # a cached property: read it anew
+    return WSGIHandler()
+
+
+def pyramid_app(factory: Any) -> Any:
+    """A Pyramid app serving the scenarios with ``factory`` (None: the floor)."""
     from pyramid.config import Configurator
     from pyramid.response import Response
+
+    config = Configurator(session_factory=factory)
+
+    def view_for(scn: str) -> Callable[[Any], Any]:
+        op = OPS[scn]
+        if factory is None:
+            plain = FLOOR_SESSIONS[scn]
+
+            def floor_view(request: Any) -> Any:
+                return Response(body=op(plain).encode(), content_type="text/plain")
+
+            return floor_view
+
+        def view(request: Any) -> Any:
+            return Response(body=op(request.session).encode(), content_type="text/plain")
+
+        return view
+
+    for scn in SCENARIOS:
+        config.add_route(scn, f"/{scn}")
+        config.add_view(view_for(scn), route_name=scn)
+
+    def seed_view(request: Any) -> Any:
+        if factory is not None:
+            seed(request.session, request.matchdict["scn"])
+        return Response(body=b"seeded", content_type="text/plain")
+
+    config.add_route("seed", "/seed/{scn}")
+    config.add_view(seed_view, route_name="seed")
+    return config.make_wsgi_app()
+
+
+def make_pyramid() -> list[System]:
     from pyramid.session import SignedCookieSessionFactory
 
     version = _version("pyramid")
-
-    def build(factory: Any) -> Any:
-        config = Configurator(session_factory=factory)
-
-        def view_for(scn: str) -> Callable[[Any], Any]:
-            op = OPS[scn]
-            if factory is None:
-                plain = FLOOR_SESSIONS[scn]
-
-                def floor_view(request: Any) -> Any:
-                    return Response(body=op(plain).encode(), content_type="text/plain")
-
-                return floor_view
-
-            def view(request: Any) -> Any:
-                return Response(body=op(request.session).encode(), content_type="text/plain")
-
-            return view
-
-        for scn in SCENARIOS:
-            config.add_route(scn, f"/{scn}")
-            config.add_view(view_for(scn), route_name=scn)
-
-        def seed_view(request: Any) -> Any:
-            if factory is not None:
-                seed(request.session, request.matchdict["scn"])
-            return Response(body=b"seeded", content_type="text/plain")
-
-        config.add_route("seed", "/seed/{scn}")
-        config.add_view(seed_view, route_name="seed")
-        return config.make_wsgi_app()
-
+    build = pyramid_app
     return [
         System(
             "pyramid-bare",
