@@ -116,7 +116,6 @@ def make_store_peers(stores: dict[str, Any]) -> list[S.System]:
     url = _redis_url(stores)
     out: list[S.System] = []
     import redis
-
     from flask_session import Session as FlaskSession  # noqa: F401 - an ImportError skips
 
     def flask_setup(app: Any) -> None:
