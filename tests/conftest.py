@@ -3,6 +3,12 @@ direct WSGI caller."""
 
 from __future__ import annotations
 
+# isort: off
+# wsgisession first: it imports WebOb without WebOb's own warning about the deprecated
+# cgi module (which setup.cfg's filterwarnings = error would turn into an error here).
+import wsgisession  # noqa: F401
+
+# isort: on
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field

@@ -245,7 +245,6 @@ def test_inspect_failures_in_a_subprocess():
         pytest.param([], id="no-command"),
         pytest.param(["frobnicate"], id="unknown-command"),
         pytest.param(["inspect"], id="inspect-no-args"),
-        pytest.param(["inspect", "abc"], id="inspect-no-secret"),
         pytest.param(["inspect", "--secret-key", SECRET], id="inspect-no-cookie"),
         pytest.param(["inspect", "abc", "--secret-key", SECRET, "--bogus"], id="bad-option"),
         pytest.param(["genkey", "--bogus"], id="genkey-bad-option"),
@@ -258,6 +257,49 @@ def test_usage_errors_exit_64(capsys, args):
     assert out == ""
     assert "usage:" in err
     assert SECRET not in err
+
+
+def test_inspect_without_any_secret_is_one_usage_line(capsys, monkeypatch):
+    monkeypatch.delenv("WSGISESSION_SECRET_KEY", raising=False)
+    code, out, err = call_main(capsys, "inspect", "abc")
+    assert (code, out) == (64, "")
+    assert err.count("\n") == 1 and "WSGISESSION_SECRET_KEY" in err and "--secret-key -" in err
+
+
+def test_inspect_reads_the_secret_from_the_environment(capsys, monkeypatch):
+    """Secrets kept out of the shell history: the environment variable (several
+    secrets separated by spaces, first = current)."""
+    from tests.conftest import OLD_SECRET
+
+    cookie = make_cookie(secret_keys=[OLD_SECRET])
+    monkeypatch.setenv("WSGISESSION_SECRET_KEY", f"{SECRET} {OLD_SECRET}")
+    code, out, err = call_main(capsys, "inspect", cookie)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["data"] == {"user": "alice", "n": 3} and report["would_rekey"] is True
+
+
+def test_inspect_reads_the_secrets_from_standard_input():
+    cookie = make_cookie()
+    done = subprocess.run(
+        [sys.executable, "-m", "wsgisession", "inspect", cookie, "--secret-key", "-"],
+        input=f"\n{SECRET}\n",
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "WSGISESSION_SECRET_KEY"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["data"] == {"user": "alice", "n": 3}
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_version_is_printed(capsys):
+    import wsgisession
+
+    code, out, _ = call_main(capsys, "--version")
+    assert (code, out.strip()) == (0, f"wsgisession {wsgisession.__version__}")
 
 
 def test_a_short_secret_is_a_usage_error_without_echoing_it(capsys):

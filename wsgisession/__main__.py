@@ -44,6 +44,24 @@ def _genkey(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The environment variable the CLI (and the examples) read the secret from.
+SECRET_ENV = "WSGISESSION_SECRET_KEY"
+
+
+def _secrets(given: list[str] | None) -> list[bytes]:
+    """The secrets as the bytes given: ``--secret-key`` values, ``-`` for standard input
+    (one per line), else the environment variable (separated by whitespace)."""
+    if not given:
+        return [os.fsencode(s) for s in os.environ.get(SECRET_ENV, "").split()]
+    out: list[bytes] = []
+    for value in given:
+        if value == "-":
+            out += [line.strip() for line in sys.stdin.buffer.read().splitlines() if line.strip()]
+        else:
+            out.append(os.fsencode(value))
+    return out
+
+
 def _inspect(args: argparse.Namespace) -> int:
     # Imported here: the manager pulls in WebOb, which genkey does not need.
     from . import JSONSerializer, SessionManager
@@ -53,7 +71,14 @@ def _inspect(args: argparse.Namespace) -> int:
         values, _ = find_cookie(value, args.cookie_name)
         value = values[0] if values else ""
     # argv arrives decoded with surrogate escapes: give the library the original bytes.
-    secret_keys = [os.fsencode(secret) for secret in args.secret_key]
+    secret_keys = _secrets(args.secret_key)
+    if not secret_keys:
+        print(
+            f"error: no secret: pass --secret-key, set {SECRET_ENV}, or pipe the secrets "
+            "in with --secret-key -",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         inspector = SessionManager(
             secret_keys=secret_keys,
@@ -178,7 +203,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     # argv and the environment arrive decoded with surrogate escapes: give the library
     # the original bytes.
-    secret = args.secret_key or os.environ.get("WSGISESSION_SECRET_KEY")
+    secret = args.secret_key or os.environ.get(SECRET_ENV)
     if not secret:
         secret = secrets.token_urlsafe(32)
         print(
@@ -240,12 +265,22 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wsgisession",
         description="Encrypted WSGI sessions: make keys, inspect cookies, run a demo.",
         epilog="exit codes: 0 ok, 1 malformed/tampered, 2 expired, 3 unknown key, 64 usage, "
-        "69 unavailable (demo: address in use, store unreachable or redis-py missing)",
+        "69 unavailable (demo: address in use, store unreachable or redis-py missing; "
+        "sweep: store unreachable)",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
     )
     sub = parser.add_subparsers(
         dest="command",
@@ -268,8 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument(
         "--secret-key",
         action="append",
-        required=True,
-        help="a secret (repeat for old keys; first = current)",
+        help="a secret (repeat for old keys; first = current); '-' reads them from standard "
+        f"input, one per line; without it, ${SECRET_ENV} (secrets separated by spaces) — "
+        "both keep secrets out of your shell history",
     )
     ins.add_argument(
         "--cookie-name",

@@ -17,10 +17,16 @@ from __future__ import annotations
 import datetime
 import re
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from webob.cookies import Morsel
+with warnings.catch_warnings():
+    # WebOb 1.8 imports the standard library's deprecated ``cgi`` module (``legacy-cgi``
+    # from Python 3.13 on): that warning is about WebOb, not the application, so it is
+    # hidden for this one import only (an application's own warnings are untouched).
+    warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
+    from webob.cookies import Morsel
 
 from .errors import WSGISessionError
 
