@@ -678,11 +678,15 @@ def test_demo_session_page_shows_the_cookie_attributes(demo):
     assert page.status == 200
     rows = dict(re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td></tr>", page.body))
     assert rows["cookie name"] == "session"
-    assert rows["HttpOnly"] == "True"
+    assert rows["HttpOnly"] == "yes"
     assert rows["SameSite"] == "Lax"
     assert rows["Path"] == "/"
     assert rows["Secure"] == "on https"
-    assert rows["is_new"] == "True"
+    assert rows["is_new"].startswith("yes")
+    # Times people can read: a UTC date and how far away it is.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in 23 h 59 min\)", rows["expires_at"])
+    assert rows["max_age"] == "86400 s (1 d)"
+    assert "<style>" in page.body and "http" not in page.body.split("<style>")[1].split("</style>")[0]
 
 
 def test_demo_never_writes_the_secret(demo):

@@ -29,6 +29,7 @@ import hmac
 import html
 import secrets
 import sys
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -55,15 +56,53 @@ CSRF_KEY = "_csrf"
 CSRF_FIELD = "csrf_token"
 FORM_TYPE = "application/x-www-form-urlencoded"
 
-_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>wsgisession demo</title></head>
+# One page layout, styled inline: no external assets (the demo runs offline).
+_STYLE = """
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2330;
+background:#f4f6fa}
+header{background:#1d2a4d;color:#fff;padding:.8rem 1.5rem;display:flex;gap:1.5rem;
+align-items:center;flex-wrap:wrap}
+header b{font-size:1.1rem;letter-spacing:.02em}
+nav a{color:#cfe0ff;text-decoration:none;margin-right:1rem}
+nav a:hover{color:#fff;text-decoration:underline}
+main{max-width:46rem;margin:2rem auto;padding:1.5rem 2rem;background:#fff;
+border-radius:10px;box-shadow:0 1px 4px rgba(0,0,0,.08)}
+h1{margin-top:0;font-size:1.6rem}
+.flash{max-width:46rem;margin:1rem auto 0;padding:.7rem 1rem;border-radius:8px;
+background:#e6f4ea;border:1px solid #b7dfc3;color:#1e5631}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
+th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #e4e8f0;vertical-align:top}
+th{width:34%;font-weight:600;color:#46506a}
+caption{text-align:left;font-weight:700;padding:.4rem 0;color:#1d2a4d}
+code{font-family:ui-monospace,Menlo,Consolas,monospace;background:#f0f2f7;padding:.1rem .3rem;
+border-radius:4px}
+form{display:flex;gap:.6rem;align-items:center;flex-wrap:wrap}
+input[type=text],input:not([type]){padding:.45rem .6rem;border:1px solid #c6cddd;
+border-radius:6px;font:inherit}
+button{padding:.5rem 1.1rem;border:0;border-radius:6px;background:#2f5bd3;color:#fff;
+font:inherit;cursor:pointer}
+button:hover{background:#2549ad}
+.muted{color:#6b7385;font-size:.9rem}
+"""
+
+_PAGE = (
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>wsgisession demo</title><style>"""
+    + _STYLE.replace("{", "{{").replace("}", "}}")
+    + """</style>
+</head>
 <body>
-<nav><a href="/">home</a> | <a href="/login">log in</a> | <a href="/logout">log out</a>
-| <a href="/flash">flash</a> | <a href="/session">session</a> | <a href="/big">too big</a></nav>
+<header><b>wsgisession demo</b>
+<nav><a href="/">home</a> <a href="/login">log in</a> <a href="/logout">log out</a>
+<a href="/flash">flash</a> <a href="/session">session</a> <a href="/big">too big</a></nav>
+</header>
 {flash}
 <main>{body}</main>
 </body></html>
 """
+)
 
 _STATUS = {
     200: "200 OK",
@@ -244,27 +283,60 @@ def _form_page(environ: WSGIEnvironment, path: str, query: dict[str, str]) -> Re
     return _page(form)
 
 
+def _when(unix: int | None, now: float) -> str:
+    """``2026-12-03 14:05:09 UTC (in 23 h 59 min)``; ``never`` for None."""
+    if unix is None:
+        return "when the browser closes (no absolute lifetime)"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix))
+    return f"{stamp} ({_span(unix - now)})"
+
+
+def _span(seconds: float) -> str:
+    ahead, left = seconds >= 0, int(abs(seconds))
+    days, left = divmod(left, 86400)
+    hours, left = divmod(left, 3600)
+    minutes, secs = divmod(left, 60)
+    parts = [f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min")) if n]
+    text = " ".join(parts[:2]) or f"{secs} s"
+    return f"in {text}" if ahead else f"{text} ago"
+
+
+def _table(caption: str, rows: dict[str, Any]) -> str:
+    cells = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
+    )
+    return f"<table><caption>{html.escape(caption)}</caption>{cells}</table>"
+
+
 def _session_page(environ: WSGIEnvironment) -> Reply:
     session = environ["session"]
     mw: SessionMiddleware = environ["wsgisession.middleware"]
-    rows = {
-        "is_new": session.is_new,
+    now = time.time()
+    lifetime = session.max_age
+    about = {
+        "is_new": "yes: no valid session came in" if session.is_new else "no",
         "id (hash)": session.id_hash,
-        "created_at": session.created_at,
-        "expires_at": session.expires_at,
-        "max_age": session.max_age,
-        "keys": sorted(session),
+        "created_at": _when(session.created_at, now),
+        "expires_at": _when(session.expires_at, now),
+        "max_age": "browser session"
+        if lifetime is None
+        else f"{lifetime} s ({_span(lifetime)[3:]})",
+        "keys": ", ".join(sorted(session)) or "(none)",
         "mode": "cookie" if mw.store is None else f"store ({type(mw.store).__name__})",
+    }
+    cookie = {
         "cookie name": mw.cookie_name,
-        "HttpOnly": mw.httponly,
-        "SameSite": mw.samesite,
+        "HttpOnly": "yes" if mw.httponly else "no",
+        "SameSite": mw.samesite or "(not set)",
         "Secure": "always" if mw.always_secure else "on https",
         "Path": mw.path,
     }
-    body = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
+    return _page(
+        "<h1>Session</h1>"
+        + _table("This session", about)
+        + _table("The cookie", cookie)
+        + '<p class="muted">Times are UTC. The id is never shown, only a hash of it.</p>'
     )
-    return _page(f"<h1>Session</h1><table>{body}</table>")
 
 
 def _handle(environ: WSGIEnvironment) -> Reply:
