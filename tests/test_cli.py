@@ -684,9 +684,13 @@ def test_demo_session_page_shows_the_cookie_attributes(demo):
     assert rows["Secure"] == "on https"
     assert rows["is_new"].startswith("yes")
     # Times people can read: a UTC date and how far away it is.
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in 23 h 59 min\)", rows["expires_at"])
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in 23 h 59 min\)", rows["expires_at"]
+    )
     assert rows["max_age"] == "86400 s (1 d)"
-    assert "<style>" in page.body and "http" not in page.body.split("<style>")[1].split("</style>")[0]
+    assert (
+        "<style>" in page.body and "http" not in page.body.split("<style>")[1].split("</style>")[0]
+    )
 
 
 def test_demo_never_writes_the_secret(demo):

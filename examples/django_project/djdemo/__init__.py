@@ -1,1 +1,0 @@
-"""A minimal Django project whose sessions run on wsgisession."""

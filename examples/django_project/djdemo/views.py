@@ -1,4 +1,5 @@
-"""Login, logout and flash messages on wsgisession-backed ``request.session``."""
+"""The demo: a visit counter, login (it cycles the session key), logout (it flushes the
+session) and flash messages, on Django's own ``request.session`` API."""
 
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
@@ -49,7 +50,7 @@ def login_view(request):
             password=request.POST.get("password", ""),
         )
         if user is not None:
-            login(request, user)  # cycles the session key
+            login(request, user)  # cycle_key(): a new session id (store mode: the old record goes)
             messages.success(request, f"Welcome, {user.get_username()}!")
             return HttpResponseRedirect("/")
         messages.error(request, "Wrong username or password.")
@@ -65,6 +66,6 @@ def login_view(request):
 
 @require_POST
 def logout_view(request):
-    logout(request)  # flush(): the response deletes the cookie
+    logout(request)  # flush(): the session is destroyed, Django deletes the cookie
     messages.info(request, "Goodbye.")
     return HttpResponseRedirect("/")

@@ -1,12 +1,16 @@
-"""WSGI entry point: Django's application wrapped by wsgisession (also used by
-``manage.py runserver`` through ``WSGI_APPLICATION``)."""
+"""
+WSGI config for djdemo project.
+
+It exposes the WSGI callable as a module-level variable named ``application``.
+
+For more information on this file, see
+https://docs.djangoproject.com/en/5.2/howto/deployment/wsgi/
+"""
 
 import os
 
 from django.core.wsgi import get_wsgi_application
 
-from wsgisession.adapters.django import wrap
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djdemo.settings")
 
-application = wrap(get_wsgi_application())
+application = get_wsgi_application()

@@ -1,4 +1,4 @@
-"""Views exercising request.session through the wsgisession Django adapter."""
+"""Views exercising ``request.session`` on wsgisession's Django session engine."""
 
 from __future__ import annotations
 
@@ -6,13 +6,22 @@ import datetime
 
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.middleware.csrf import get_token
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from wsgisession import Session
-from wsgisession.adapters.django import DjangoSession
+from wsgisession.adapters.django import SessionStore, session_manager
+
+
+def _record_exists(session_id):
+    """Store mode: whether the record of ``session_id`` is in the store (None: cookie mode)."""
+    manager = session_manager()
+    store = manager.options.store
+    if store is None:
+        return None
+    return store.get(manager.store_key(session_id)) is not None
 
 
 def get_view(request, key):
@@ -29,11 +38,10 @@ def meta_view(request):
     return JsonResponse(
         {
             "type": type(s).__name__,
-            "wsgisession": isinstance(s.wsgisession, Session),
+            "base": isinstance(s, SessionBase),
             "session_key": s.session_key,
+            "id": s.wsgisession.id,
             "is_empty": s.is_empty(),
-            "accessed": s.accessed,
-            "modified": s.modified,
             "age": s.get_expiry_age(),
             "browser_close": s.get_expire_at_browser_close(),
             "cookie_age": s.get_session_cookie_age(),
@@ -54,12 +62,11 @@ def dict_view(request):
     steps["modified1"] = s.modified
     s.update({"b": 2})
     steps["setdefault"] = [s.setdefault("a", 9), list(s.setdefault("c", [3]))]
-    s["c"].append(4)  # nested change, no modified = True needed
-    steps["in"] = ["a" in s, "zz" in s]
+    steps["in"] = ["a" in s, "zz" in s, s.has_key("a")]
     steps["keys"] = sorted(s.keys())
     steps["values"] = sorted(map(str, s.values()))
     steps["items"] = sorted((k, str(v)) for k, v in s.items())
-    steps["pop"] = [s.pop("b"), s.pop("zz", "dflt"), s.pop("zz", None)]
+    steps["pop"] = [s.pop("b"), s.pop("zz", "dflt"), s.pop("zz", default=None)]
     try:
         s.pop("zz")
     except KeyError:
@@ -69,17 +76,24 @@ def dict_view(request):
         s["zz"]
     except KeyError:
         steps["get_missing"] = "KeyError"
-    steps["len"] = len(s)
-    steps["iter"] = list(s)
-    steps["is_empty"] = s.is_empty()
-    steps["load"] = s.load()
-    steps["repr"] = repr(s).startswith("<DjangoSession <Session id_hash=")
+    steps["repr"] = repr(s).startswith("<SessionStore <Session id_hash=")
     return JsonResponse(steps)
+
+
+def nested_view(request):
+    """A change in place, no ``modified = True``: Django's middleware must still save."""
+    request.session["cart"].append(request.GET["item"])
+    return JsonResponse({"modified": request.session.modified})
+
+
+def new_cart_view(request):
+    request.session["cart"] = ["a"]
+    return JsonResponse({})
 
 
 def clear_view(request):
     request.session.clear()
-    return JsonResponse({"len": len(request.session)})
+    return JsonResponse({"empty": request.session.is_empty()})
 
 
 def force_view(request):
@@ -88,31 +102,45 @@ def force_view(request):
 
 
 def cycle_view(request):
-    before = request.session.session_key
-    request.session.cycle_key()
-    return JsonResponse({"before": before, "after": request.session.session_key})
+    s = request.session
+    before = s.wsgisession.id
+    s.cycle_key()
+    return JsonResponse(
+        {
+            "before": before,
+            "after": s.wsgisession.id,
+            "old_record": _record_exists(before),
+            "new_record": _record_exists(s.wsgisession.id),
+        }
+    )
 
 
 def flush_view(request):
-    before = request.session.session_key
-    request.session.flush()
+    s = request.session
+    before = s.wsgisession.id
+    s.flush()
     if "then" in request.GET:
-        request.session["after"] = request.GET["then"]
-    return JsonResponse(
-        {"changed": before != request.session.session_key, "keys": list(request.session)}
-    )
+        s["after"] = request.GET["then"]
+    return JsonResponse({"old_record": _record_exists(before), "keys": list(s.keys())})
 
 
 @csrf_exempt
 def login_view(request):
-    before = request.session.session_key
+    before = request.session.wsgisession.id
     user = authenticate(
         request, username=request.POST["username"], password=request.POST["password"]
     )
     if user is None:
         return JsonResponse({"ok": False}, status=403)
     login(request, user)
-    return JsonResponse({"ok": True, "before": before, "after": request.session.session_key})
+    return JsonResponse(
+        {
+            "ok": True,
+            "before": before,
+            "after": request.session.wsgisession.id,
+            "old_record": _record_exists(before),
+        }
+    )
 
 
 def whoami_view(request):
@@ -121,8 +149,9 @@ def whoami_view(request):
 
 
 def logout_view(request):
+    before = request.session.wsgisession.id
     logout(request)
-    return JsonResponse({"user": None})
+    return JsonResponse({"old_record": _record_exists(before)})
 
 
 def flash_view(request):
@@ -167,15 +196,24 @@ def form_view(request):
     return JsonResponse({"token": get_token(request)})
 
 
-def isinstance_view(request):
-    from django.contrib.sessions.backends.base import SessionBase
+def interrupted_view(request):
+    """A concurrent logout: another request deletes this session's record while this
+    one still changes it; Django's middleware turns our UpdateError into a 400."""
+    SessionStore(request.session.session_key).delete()
+    request.session["late"] = "write"
+    return JsonResponse({})
 
-    return JsonResponse(
-        {
-            "base": isinstance(request.session, SessionBase),
-            "ours": isinstance(request.session, DjangoSession),
-        }
-    )
+
+def error_view(request):
+    request.session["on_error"] = "yes"
+    return HttpResponse("boom", status=500)
+
+
+async def async_view(request):
+    session = request.session
+    value = await session.aget("counter", 0)
+    await session.aset("counter", value + 1)
+    return JsonResponse({"counter": value + 1, "has": await session.ahas_key("counter")})
 
 
 urlpatterns = [
@@ -184,6 +222,8 @@ urlpatterns = [
     path("meta", meta_view),
     path("untouched", untouched_view),
     path("dict", dict_view),
+    path("nested", nested_view),
+    path("cart", new_cart_view),
     path("clear", clear_view),
     path("force", force_view),
     path("cycle", cycle_view),
@@ -196,5 +236,7 @@ urlpatterns = [
     path("expiry", expiry_view),
     path("testcookie/<str:action>", testcookie_view),
     path("form", form_view),
-    path("isinstance", isinstance_view),
+    path("interrupted", interrupted_view),
+    path("error", error_view),
+    path("async", async_view),
 ]
