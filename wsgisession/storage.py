@@ -57,12 +57,18 @@ class StoreBackend:
         self._move: Callable[[str, str, bytes, int | None], bool] | None = getattr(
             store, "move", None
         )
-        if self._create is None or self._update is None:
+        missing = [
+            f"{name}()"
+            for name, method in (("create", self._create), ("update", self._update))
+            if method is None
+        ]
+        if missing:
             logger.warning(
-                "session store %s has no create()/update(): saves check that the record "
-                "still exists right before writing, which narrows but cannot close the "
-                "window in which a concurrent logout can be undone",
+                "session store %s has no %s: saves check that the record still exists "
+                "right before writing, which narrows but cannot close the window in "
+                "which a concurrent logout can be undone",
                 type(store).__name__,
+                "/".join(missing),
             )
 
     def key_for(self, session_id: str) -> str:

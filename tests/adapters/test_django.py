@@ -69,16 +69,21 @@ def users(django_setup):
     return User.objects
 
 
-@pytest.fixture(params=["cookie", "store"])
+@pytest.fixture(params=["cookie", "store", "django-cache"])
 def mode(request, users):
-    """Every test using it runs in cookie mode and in store mode (its MemoryStore)."""
+    """Every test using it runs in cookie mode and in store mode: on a MemoryStore and
+    on a DjangoCacheStore over the project's own (LocMem) cache."""
     if request.param == "cookie":
         yield None
         return
+    from django.core.cache import caches
     from django.test import override_settings
 
-    store = MemoryStore()
+    from wsgisession.stores.djangocache import DjangoCacheStore
+
+    store = MemoryStore() if request.param == "store" else DjangoCacheStore(alias="default")
     with override_settings(WSGISESSION={"secret_keys": [SECRET], "store": store}):
+        caches["default"].clear()
         yield store
 
 

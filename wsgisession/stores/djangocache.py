@@ -17,6 +17,10 @@ and there is no per-user index: for "log out everywhere" use ``revocation_store`
 Prefer :class:`~wsgisession.RedisStore` on the same Redis when those guarantees
 matter.
 
+Keys Django's cache would warn about (memcached could not take them: spaces, control
+or non-ASCII characters, over 200 characters) are stored as ``~h:`` + their SHA-256;
+the middleware's own keys (prefix + 64 hex digits) are used as they are.
+
 Every exception the cache backend raises becomes
 :class:`~wsgisession.errors.StoreError` naming the operation, the exception class and
 the cache alias (the backends are network clients: their failures are outages, not
@@ -29,10 +33,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..errors import ConfigurationError, StoreError
+from ._keys import portable_key
 
 __all__ = ["DjangoCacheStore"]
 
 _T = TypeVar("_T")
+
+#: Django warns about keys over 250 characters after its ``:version:`` prefixing (and
+#: ``KEY_PREFIX``); 200 leaves room for both.
+KEY_LIMIT = 200
 
 
 class DjangoCacheStore:
@@ -55,6 +64,10 @@ class DjangoCacheStore:
     def __repr__(self) -> str:
         return f"<DjangoCacheStore alias={self.alias!r}>"
 
+    def cache_key(self, key: str) -> str:
+        """The key given to Django's cache for ``key`` (see the module's docstring)."""
+        return portable_key(key, KEY_LIMIT)
+
     def _run(self, what: str, call: Callable[[Any], _T]) -> _T:
         try:
             return call(self._caches[self.alias])
@@ -66,20 +79,30 @@ class DjangoCacheStore:
             ) from exc
 
     def get(self, key: str) -> bytes | None:
-        value = self._run("get", lambda cache: cache.get(key))
+        value = self._run("get", lambda cache: cache.get(self.cache_key(key)))
         return None if value is None else bytes(value)
 
     def set(self, key: str, value: bytes, ttl: int | None) -> None:
-        self._run("set", lambda cache: cache.set(key, bytes(value), ttl))
+        self._run("set", lambda cache: cache.set(self.cache_key(key), bytes(value), ttl))
 
     def create(self, key: str, value: bytes, ttl: int | None) -> bool:
-        return bool(self._run("add", lambda cache: cache.add(key, bytes(value), ttl)))
+        return bool(
+            self._run("add", lambda cache: cache.add(self.cache_key(key), bytes(value), ttl))
+        )
 
     def touch(self, key: str, ttl: int | None) -> bool:
-        return bool(self._run("touch", lambda cache: cache.touch(key, ttl)))
+        def touch(cache: Any) -> bool:
+            wire = self.cache_key(key)
+            if cache.touch(wire, ttl):
+                return True
+            # RedisCache's touch(key, None) is PERSIST, which answers 0 for a record
+            # that has no expiry already: present, not gone.
+            return ttl is None and bool(cache.has_key(wire))
+
+        return self._run("touch", touch)
 
     def delete(self, key: str) -> None:
-        self._run("delete", lambda cache: cache.delete(key))
+        self._run("delete", lambda cache: cache.delete(self.cache_key(key)))
 
     def ping(self) -> None:
         """Check that the cache answers (a read of a key nobody writes)."""

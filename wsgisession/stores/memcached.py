@@ -15,7 +15,6 @@ cannot do (it evicts, it forgets on restart, it does not replicate).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, StoreError
+from ._keys import HASHED_KEY_PREFIX, portable_key
 
 try:
     from pymemcache.client.base import (  # type: ignore[import-untyped]
@@ -56,8 +56,6 @@ DEFAULT_MAX_VALUE_SIZE = ITEM_SIZE_MAX - 512
 MAX_KEY_LENGTH = 250
 #: memcached reads an expiry above 30 days as a Unix time, not a number of seconds.
 RELATIVE_TTL_MAX = 30 * 24 * 3600
-#: Keys that memcached cannot take as they are become this plus their SHA-256 (hex).
-HASHED_KEY_PREFIX = "~h:"
 
 #: A connection the server closed (a restart, an idle timeout): worth one new try.
 _STALE = (MemcacheUnexpectedCloseError, BrokenPipeError, ConnectionResetError)
@@ -338,17 +336,7 @@ class MemcachedStore:
         """The key memcached sees for ``key``: ``key`` itself when memcached can take
         it (printable ASCII without spaces, within the length limit, not starting with
         ``~h:``), else ``"~h:" + sha256hex(key)``."""
-        if (
-            len(key) <= self._key_limit
-            and key.isascii()
-            and key.isprintable()
-            and " " not in key
-            and key
-            and not key.startswith(HASHED_KEY_PREFIX)
-        ):
-            return key
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        return HASHED_KEY_PREFIX + digest
+        return portable_key(key, self._key_limit)
 
     def _expire(self, ttl: int | None) -> int:
         """memcached's exptime for ``ttl`` seconds: 0 never expires, a negative value
