@@ -178,7 +178,7 @@ def test_pastedeploy_pipeline_gets_sessions_with_no_code(tmp_path):
             pipeline = session app
 
             [filter:session]
-            use = egg:wsgisession#session
+            use = egg:wsgisession-aead#session
             secret_keys =
                 {SECRET}
                 {OLD_SECRET}
@@ -210,7 +210,7 @@ def test_pastedeploy_filter_rejects_unknown_options(tmp_path):
             pipeline = session app
 
             [filter:session]
-            use = egg:wsgisession#session
+            use = egg:wsgisession-aead#session
             secret_keys = {SECRET}
             colour = blue
 

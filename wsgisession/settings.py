@@ -9,7 +9,7 @@ are ignored; an unknown key inside it, or a value its converter refuses, raises
 .. code-block:: ini
 
     [filter:session]
-    use = egg:wsgisession#session
+    use = egg:wsgisession-aead#session
     secret_keys =
         Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8
         b2xkLXNlY3JldC1zdGlsbC1hY2NlcHRlZC1kdXJpbmctcm90YXRpb24

@@ -754,7 +754,7 @@ def test_missing_middleware_is_a_clear_error():
     with pytest.raises(MissingSessionMiddleware) as info:
         bare.get("/get/k")
     message = str(info.value)
-    assert "SessionMiddleware" in message and "egg:wsgisession#session" in message
+    assert "SessionMiddleware" in message and "egg:wsgisession-aead#session" in message
     assert "'session'" in message and "session.secret_keys" in message
     assert "PyramidSessionFactory" in message
 
@@ -822,7 +822,7 @@ def test_ini_pipeline_with_the_pastedeploy_filter(tmp_path):
             filter-with = session
 
             [filter:session]
-            use = egg:wsgisession#session
+            use = egg:wsgisession-aead#session
             secret_keys = {SECRET}
             max_age = 600
             """

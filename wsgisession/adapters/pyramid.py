@@ -24,7 +24,7 @@ Pyramid's ``BaseCookieSessionFactory`` does.
 
 **Behind the WSGI middleware**: an application already wrapped by
 :class:`~wsgisession.SessionMiddleware` (in ``main()`` or with the PasteDeploy filter
-``egg:wsgisession#session``) keeps working. Without ``session.*`` settings the include
+``egg:wsgisession-aead#session``) keeps working. Without ``session.*`` settings the include
 registers :func:`session_factory`, whose sessions wrap the
 :class:`~wsgisession.Session` the middleware put at ``environ["session"]``
 (``wsgisession.environ_key`` names another key); with them, the factory hands out that
@@ -380,7 +380,7 @@ def session_factory(environ_key: str = _DEFAULT_ENVIRON_KEY) -> Callable[[Any], 
                 f"{'missing' if session is None else type(session).__name__}. Either wrap "
                 f"the WSGI application (return SessionMiddleware(config.make_wsgi_app(), "
                 f"secret_keys=[...]) from main(), or put the PasteDeploy filter "
-                f"'egg:wsgisession#session' in the .ini pipeline, with the middleware's "
+                f"'egg:wsgisession-aead#session' in the .ini pipeline, with the middleware's "
                 f"environ_key equal to the {ENVIRON_KEY_SETTING!r} setting), or use the "
                 f"session factory, which needs no middleware: put session.secret_keys in "
                 f"the app's settings before config.include('wsgisession.adapters.pyramid'), "
