@@ -46,7 +46,7 @@ def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
 
 
 def make_app(secret_keys: list[str] | None = None, **options: Any) -> SessionMiddleware:
-    keys = secret_keys or [os.environ.get("SESSION_SECRET") or secrets.token_urlsafe(32)]
+    keys = secret_keys or [os.environ.get("WSGISESSION_SECRET_KEY") or secrets.token_urlsafe(32)]
     return SessionMiddleware(app, secret_keys=keys, **options)
 
 

@@ -4,7 +4,7 @@ a store (``docs/flask.md`` walks through it).
 
 Run it with Flask's own command::
 
-    pip install -e '.[flask]' flask-login        # or: pip install wsgisession flask flask-login
+    pip install -e '.[flask]' flask-login   # or: pip install wsgisession-aead flask flask-login
     export WSGISESSION_SECRET_KEY="$(python -m wsgisession genkey)"
     flask --app examples/flask_app.py run        # http://127.0.0.1:5000/
 

@@ -135,7 +135,8 @@ class SessionManager(OptionViews):
         destroy: bool = False,
         final: bool = True,
     ) -> CookieUpdate | None:
-        """Commit ``session`` (DESIGN §4) and say what the response must carry.
+        """Commit ``session`` (the commit rules of the docs' "Sessions" page) and say
+        what the response must carry.
 
         Writes the store first in store mode. ``failed``: the response is an error
         (no write unless ``commit_on_error``; a destroy still clears the cookie).
@@ -232,7 +233,7 @@ class SessionManager(OptionViews):
     ) -> list[tuple[str, str]]:
         """Commit ``session`` for a WSGI response and return the headers to send: a copy
         of ``headers`` with ``Vary``, ``Set-Cookie`` (or the external key's header) and
-        ``Cache-Control: private`` merged in (DESIGN §4)."""
+        ``Cache-Control: private`` merged in."""
         environ = session._environ
         key = self.environ_key
         current = environ.get(key, session)

@@ -45,17 +45,18 @@ class SessionMiddleware(SessionManager):
 
     Every other option is keyword-only and checked here (:class:`~wsgisession.options.Options`);
     a bad value raises :class:`~wsgisession.errors.ConfigurationError` naming the option.
-    See the README for the full table (``cookie_name``, ``max_age``, ``absolute_max_age``,
-    ``auto_commit``, ``overwrite``, ``httponly``, ``secure``, ``samesite``, ``path``,
-    ``domain``, ``partitioned``, ``rolling``, ``renew``, ``serializer``, ``store``,
-    ``external_key``, ``genid``, ``prefix``, ``on_store_error``, ``valid``,
-    ``before_save``, ``on_event``, ``environ_key``, ``namespace``,
-    ``commit_on_error``, ``cache_control``, ``max_cookie_size``, ``clock``).
+    The configuration reference of the docs describes each (``cookie_name``,
+    ``max_age``, ``absolute_max_age``, ``auto_commit``, ``overwrite``, ``httponly``,
+    ``secure``, ``samesite``, ``path``, ``domain``, ``partitioned``, ``rolling``,
+    ``renew``, ``serializer``, ``store``, ``external_key``, ``genid``, ``prefix``,
+    ``on_store_error``, ``valid``, ``before_save``, ``on_event``, ``environ_key``,
+    ``namespace``, ``commit_on_error``, ``cache_control``, ``max_cookie_size``,
+    ``revocation_store``, ``clock``).
 
     .. code-block:: python
 
         from wsgisession import SessionMiddleware
-        app = SessionMiddleware(app, secret_keys=[os.environ["SESSION_SECRET"]])
+        app = SessionMiddleware(app, secret_keys=[os.environ["WSGISESSION_SECRET_KEY"]])
     """
 
     def __init__(
@@ -137,6 +138,6 @@ class SessionMiddleware(SessionManager):
 def filter_app_factory(
     app: WSGIApplication, global_conf: Mapping[str, Any], **local_conf: str
 ) -> SessionMiddleware:
-    """PasteDeploy ``paste.filter_app_factory`` (``egg:wsgisession#session``): the
+    """PasteDeploy ``paste.filter_app_factory`` (``egg:wsgisession-aead#session``): the
     ``[filter:…]`` section's options are bare (``secret_keys = …``)."""
     return SessionMiddleware.from_settings(app, local_conf, prefix="")

@@ -213,7 +213,7 @@ OPTION_NAMES = tuple(_TABLE)
 
 
 class Options:
-    """The checked options (see the README's table for each one's meaning).
+    """The checked options (the configuration reference of the docs gives each one's meaning).
 
     :raises ConfigurationError: for an unknown option, a bad value or a bad
         combination; ``.option`` names the option.

@@ -42,19 +42,18 @@ _NO_ENVIRON: Any = MappingProxyType({})  # what a detached, loaded session holds
 class Session(MutableMapping[str, Any]):
     """A request's session: the dict API plus lifecycle controls, made by a
     :class:`~wsgisession.SessionManager` (``environ["session"]``, or ``open_session()``).
-
-    **Invariants.** ``_data is None`` until the first touch loads the session; from
-    then on ``_id``/``_created`` are set. ``_is_new`` is true until the session is
-    saved or came in valid. ``_max_age`` is :data:`~wsgisession.payload.UNSET`
-    (the configured ``max_age`` applies), ``None`` (browser session) or seconds.
-    ``_snapshot`` (the serialized data when a mutable value was handed out) is only
-    kept while ``_modified`` is false. ``_committed`` is true once the response's
-    headers are decided; later changes are "late" (``_late``). Store mode:
-    ``_incoming_key`` is the record the request's token named, ``_store_key`` the
-    record this session lives in (``None``: not written yet, or destroyed),
-    ``_moved_from`` the record ``regenerate()`` will replace, ``_doomed`` the records
-    to delete at commit.
     """
+
+    # Invariants. ``_data is None`` until the first touch loads the session; from then
+    # on ``_id``/``_created`` are set. ``_is_new`` is true until the session is saved or
+    # came in valid. ``_max_age`` is ``payload.UNSET`` (the configured ``max_age``
+    # applies), ``None`` (browser session) or seconds. ``_snapshot`` (the serialized
+    # data when a mutable value was handed out) is only kept while ``_modified`` is
+    # false. ``_committed`` is true once the response's headers are decided; later
+    # changes are "late" (``_late``). Store mode: ``_incoming_key`` is the record the
+    # request's token named, ``_store_key`` the record this session lives in (``None``:
+    # not written yet, or destroyed), ``_moved_from`` the record ``regenerate()`` will
+    # replace, ``_doomed`` the records to delete at commit.
 
     #: The fields ``SessionMiddleware.__call__`` sets inline on each new session (and
     #: releases at the end of the response): the only ones set outside this class.

@@ -677,7 +677,7 @@ def test_example_project(tmp_path):
     )
     env = dict(os.environ)
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    env["SESSION_SECRET"] = SECRET
+    env["WSGISESSION_SECRET_KEY"] = SECRET
     env["PYTHONPATH"] = os.pathsep.join([str(project), str(ROOT)])
     proc = subprocess.run(
         [sys.executable, *WARNING_FLAGS, "-c", script],

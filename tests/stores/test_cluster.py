@@ -1,7 +1,7 @@
 """Store mode on a real 3-master Redis Cluster (issue 11, items 1 and 2).
 
 * The store contract (``StoreContract``) over ``RedisStore(client=RedisCluster(...))``
-  built with the README's client line (``cluster_client`` below, pinned here exactly).
+  built with the client line of docs/stores.rst (``cluster_client`` below, pinned here exactly).
 * Session flows through ``SessionMiddleware``: login → ``regenerate()`` → logout, and
   requests racing a logout (``SessionFlows``, shared with ``test_sentinel.py``).
 * ``move()``'s cross-slot fallback with its window closed: the old key vanishes between
@@ -37,7 +37,7 @@ UPPER_BOUND = 1.6
 
 
 def cluster_client(startup_nodes: list[Any]) -> RedisCluster:
-    """The README's client line for Redis Cluster, exactly."""
+    """The client line of docs/stores.rst for Redis Cluster, exactly."""
     return RedisCluster(
         startup_nodes=startup_nodes,
         socket_connect_timeout=0.25,
@@ -227,7 +227,7 @@ class SessionFlows:
 
 @pytest.fixture(scope="module")
 def cluster_clients(redis_cluster_servers: Cluster) -> Iterator[tuple[RedisCluster, RedisCluster]]:
-    """(the README's client, a raw client with 2 s timeouts), shared by this module's
+    """(the client of docs/stores.rst, a raw client with 2 s timeouts), shared by this module's
     tests: building a RedisCluster costs a COMMAND round trip and parsing its reply."""
     client = cluster_client(redis_cluster_servers.startup_nodes())
     raw = redis_cluster_servers.client()
@@ -244,7 +244,7 @@ def raw_cluster(redis_cluster: Cluster, cluster_clients) -> RedisCluster:
 
 @pytest.fixture
 def cluster_store(redis_cluster: Cluster, cluster_clients) -> RedisStore:
-    """RedisStore over the README's cluster client (the cluster flushed)."""
+    """RedisStore over the cluster client of docs/stores.rst (the cluster flushed)."""
     return RedisStore(client=cluster_clients[0])
 
 

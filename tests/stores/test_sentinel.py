@@ -1,7 +1,7 @@
 """Store mode on a real Sentinel group (issue 11, items 1 and 2).
 
 * The store contract (``StoreContract``) over ``RedisStore(client=Sentinel(...)
-  .master_for(...), min_replicas=1)`` built with the README's client lines
+  .master_for(...), min_replicas=1)`` built with the client lines of docs/stores.rst
   (``sentinel_client`` below, pinned here exactly).
 * Session flows through ``SessionMiddleware`` (``SessionFlows`` from
   ``test_cluster.py``): login → ``regenerate()`` → logout, requests racing a logout.
@@ -54,7 +54,7 @@ from wsgisession.stores.redis import RedisStore
 
 
 def sentinel_client(sentinels: list[tuple[str, int]], service: str) -> redis.Redis:
-    """The README's client lines for Sentinel, exactly (then
+    """The client lines of docs/stores.rst for Sentinel, exactly (then
     ``RedisStore(client=client, min_replicas=1)``)."""
     sentinel = Sentinel(
         sentinels,
@@ -83,7 +83,7 @@ def close(client: redis.Redis) -> None:
 
 @pytest.fixture(scope="module")
 def sentinel_clients(redis_sentinel_servers: SentinelGroup) -> Iterator[tuple[Any, Any, Any]]:
-    """(the README's master client, a raw client of the master, one of the replica),
+    """(the master client of docs/stores.rst, a raw client of the master, one of the replica),
     shared by this module's tests."""
     group = redis_sentinel_servers
     client = sentinel_client(group.sentinel_addresses, group.service)
@@ -97,7 +97,7 @@ def sentinel_clients(redis_sentinel_servers: SentinelGroup) -> Iterator[tuple[An
 
 @pytest.fixture
 def sentinel_store(redis_sentinel: SentinelGroup, sentinel_clients) -> RedisStore:
-    """RedisStore over the README's Sentinel client, min_replicas=1 (data flushed)."""
+    """RedisStore over the Sentinel client of docs/stores.rst, min_replicas=1 (data flushed)."""
     return RedisStore(client=sentinel_clients[0], min_replicas=1)
 
 

@@ -3,7 +3,7 @@
 **The engine.** Two settings of a default ``django-admin startproject``::
 
     SESSION_ENGINE = "wsgisession.adapters.django"
-    WSGISESSION = {"secret_keys": [os.environ["SESSION_SECRET"]]}   # 32+ bytes each
+    WSGISESSION = {"secret_keys": [os.environ["WSGISESSION_SECRET_KEY"]]}   # 32+ bytes each
 
 Django's ``SessionMiddleware``, test ``Client`` (``client.session``, ``login``,
 ``force_login``, ``logout``), ``AsyncClient``, ASGI, ``LiveServerTestCase``,

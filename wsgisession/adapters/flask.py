@@ -2,11 +2,13 @@
 
 .. code-block:: python
 
+    import os
+
     from flask import Flask
     from wsgisession.adapters.flask import init_app
 
     app = Flask(__name__)
-    app.config["WSGISESSION_SECRET_KEYS"] = ["<at least 32 random bytes>"]
+    app.config["WSGISESSION_SECRET_KEYS"] = [os.environ["WSGISESSION_SECRET_KEY"]]
     init_app(app)                       # or init_app(app, secret_keys=[...], ...)
 
 The adapter is a Flask ``SessionInterface``, :class:`WSGISessionInterface`, on the

@@ -4,7 +4,7 @@ A Django project whose ``CACHES`` already points at Redis or memcached keeps usi
 unchanged, for server-side sessions::
 
     WSGISESSION = {
-        "secret_keys": [os.environ["SESSION_SECRET"]],
+        "secret_keys": [os.environ["WSGISESSION_SECRET_KEY"]],
         "store": DjangoCacheStore(alias="default"),
     }
 

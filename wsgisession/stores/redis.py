@@ -9,8 +9,8 @@ exception class and the server (never a password).
 
 Creating uses ``SET NX`` and updating ``SET XX``, so a request that finishes after a
 logout or a ``regenerate()`` cannot bring the old session back. Pass your own
-``client=`` for Sentinel or Cluster (its timeouts are then yours to set; the README
-gives client lines that keep a request's wait near 1.5 s).
+``client=`` for Sentinel or Cluster (its timeouts are then yours to set; the docs' "Scaling
+out" gives client lines that keep a request's wait near 1.5 s).
 """
 
 from __future__ import annotations

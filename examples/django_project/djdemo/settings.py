@@ -130,7 +130,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_ENGINE = "wsgisession.adapters.django"
 WSGISESSION = {
-    "secret_keys": [os.environ.get("SESSION_SECRET") or secrets.token_urlsafe(32)],
+    "secret_keys": [os.environ.get("WSGISESSION_SECRET_KEY") or secrets.token_urlsafe(32)],
     # Store mode (the data on the server, the cookie holds a sealed id):
     # "store": wsgisession.RedisStore(url=os.environ["REDIS_URL"]),
 }
