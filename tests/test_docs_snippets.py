@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import configparser
 import importlib.metadata
 import importlib.util
@@ -437,5 +438,5 @@ def test_block_runs_as_pasted(block: Block, tmp_path: Path, monkeypatch) -> None
     elif block.language == "ini":
         run_ini(block, tmp_path, secret)
     else:
-        with sqlite3.connect(":memory:") as db:
+        with contextlib.closing(sqlite3.connect(":memory:")) as db:
             db.executescript(block.code)

@@ -13,6 +13,7 @@ mocked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -276,7 +277,7 @@ def test_ddl_creates_working_tables(tmp_path, stores):
     assert ddl.count("CREATE TABLE") == 2 and ddl.count("CREATE INDEX") == 2
     assert all(line == line.rstrip() for line in ddl.splitlines())
     path = tmp_path / "ddl.db"
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.executescript(ddl)
     store = stores(f"sqlite:///{path}", table="mine", create_table=False)
     store.set("k", b"v", 10)
@@ -480,7 +481,7 @@ def test_a_failed_sweep_after_a_write_is_logged_not_raised(tmp_path, stores, cap
     """``sweep_fraction``: the write succeeded, so a sweep that fails (here: the index
     table is missing) is a warning, never the write's error."""
     path = tmp_path / "half.db"
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.executescript(
             SQLStore.ddl("sqlite").split("CREATE TABLE wsgisession_sessions_index")[0]
         )
