@@ -62,6 +62,7 @@ for _path in (HERE, os.environ.get("WSGISESSION_BENCH_PACKAGE") or os.path.dirna
         sys.path.insert(0, _path)
 
 import anchors as A  # noqa: E402
+import breakdown as B  # noqa: E402
 import integrations as I  # noqa: E402
 import systems as S  # noqa: E402
 
@@ -853,7 +854,7 @@ def machine_info() -> dict[str, Any]:
 
     versions: dict[str, str] = {}
     for dist in (
-        "wsgisession",
+        "wsgisession-aead",
         "cryptography",
         "Beaker",
         "Flask",
@@ -1368,6 +1369,33 @@ def profile(systems: dict[str, S.System], spec: str, requests: int) -> None:
     pstats.Stats(prof, stream=sys.stdout).strip_dirs().sort_stats("tottime").print_stats(30)
 
 
+def breakdown(systems: dict[str, S.System], spec: str, requests: int) -> None:
+    """cProfile time by owner (framework, adapter, core) for a cell, its floor and, for
+    an adapter, the bare middleware over ``bare``: see ``breakdown.py``."""
+    name, _, scn = spec.partition(":")
+    if name not in systems or scn not in systems[name].scenarios:
+        raise SystemExit(f"run.py: --breakdown {spec}: no such cell")
+
+    def groups(sys_name: str) -> dict[str, float]:
+        system = systems[sys_name]
+        template = environ_template(f"/{scn}", system.cookies.get(scn))
+        return B.profile_groups(wsgi_runner(system.app, template), requests)
+
+    system = systems[name]
+    rows = [(name, groups(name))]
+    if system.floor:
+        rows.append((system.floor, groups(system.floor)))
+        rows.append((f"{name} - {system.floor}", B.difference(rows[0][1], rows[1][1])))
+    bare = I.BARE_MIDDLEWARE
+    if name in I.ADAPTER_PEERS and bare in systems and systems[bare].floor:
+        ours = groups(bare)
+        floor = groups(systems[bare].floor)  # type: ignore[arg-type]
+        rows.append((f"{bare} - {systems[bare].floor}", B.difference(ours, floor)))
+        rows.append(("adapter over the middleware", B.difference(rows[2][1], rows[-1][1])))
+    print(f"\n== Breakdown of {spec}: µs per request of own time (cProfile), {requests} requests")
+    print(B.report(rows))
+
+
 # -- main --------------------------------------------------------------------------------
 
 
@@ -1468,6 +1496,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="cProfile this cell (e.g. wsgisession:S1); repeatable",
     )
     p.add_argument("--profile-requests", type=int, default=20000, metavar="N")
+    p.add_argument(
+        "--breakdown",
+        action="append",
+        default=[],
+        metavar="SYSTEM:SCENARIO",
+        help="cProfile time by owner (framework, adapter, core) against the floor; repeatable",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the cell order shuffle")
     args = p.parse_args(argv)
     if args.quick:
@@ -1617,6 +1652,8 @@ def _main(
 
     for spec in args.profile:
         profile(systems, spec, args.profile_requests)
+    for spec in args.breakdown:
+        breakdown(systems, spec, args.profile_requests)
 
     if args.memory:
         print(f"\n== Memory (tracemalloc): {args.memory_requests} requests per scenario")

@@ -75,3 +75,32 @@ def test_small_overheads_do_not_count_and_without_peers_there_is_no_speed():
     (s0,) = [t for t in an.targets if t["scenario"] == "S0"]
     assert s0["pass"] is True and s0["at_anchor_speed"] is None
     assert R.speed_line(an) is None
+
+
+def test_the_breakdown_sorts_time_by_owner():
+    """``run.py --breakdown``: an adapter's own code shows up in the adapter column, the
+    core's in the core column, and a floor without sessions has neither."""
+    import subprocess
+
+    out = subprocess.run(
+        [
+            *(sys.executable, os.path.join(BENCH, "run.py"), "--no-timing", "--no-redis"),
+            *("--systems", "flask-adapter,wsgisession", "--breakdown", "flask-adapter:S2"),
+            *("--profile-requests", "300"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    rows = {}
+    for line in out.split("== Breakdown of flask-adapter:S2")[1].splitlines()[2:7]:
+        label, *numbers = line.rsplit(None, 5)
+        rows[label.strip()] = dict(
+            zip(("framework", "adapter", "core", "harness", "total"), map(float, numbers))
+        )
+    assert rows["flask-bare"]["adapter"] == rows["flask-bare"]["core"] == 0
+    assert rows["flask-adapter"]["adapter"] > 0 and rows["flask-adapter"]["core"] > 0
+    assert rows["flask-adapter"]["framework"] > rows["flask-adapter"]["core"]
+    assert rows["wsgisession - bare"]["adapter"] == 0 and rows["wsgisession - bare"]["core"] > 0
+    assert "adapter over the middleware" in rows

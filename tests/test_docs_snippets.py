@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import ast
 import builtins
-import contextlib
 import configparser
+import contextlib
 import importlib.metadata
 import importlib.util
 import logging
