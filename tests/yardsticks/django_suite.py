@@ -48,6 +48,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _sdist import SourceMissing, download_sdist
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 EXPECTED = HERE / "django_expected_failures.txt"
@@ -95,21 +97,11 @@ def _version_is(version: str, prefix: str) -> bool:
 def get_source(version: str, work: Path, source: str | None) -> Path:
     """The root of Django's source tree (the directory holding ``tests/runtests.py``)."""
     if source is None:
-        download = work / "download"
-        command = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:"]
-        command += ["--no-deps", "--disable-pip-version-check", "-q", "-d", str(download)]
-        command.append(f"django=={version}")
         try:
-            subprocess.run(command, check=True, timeout=600, capture_output=True, text=True)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            output = getattr(exc, "stderr", "") or ""
-            print(f"could not download Django {version}'s sources: {output.strip()[-500:]}")
+            source = str(download_sdist("django", version, work / "download", 600))
+        except SourceMissing as exc:
+            print(exc)
             raise SystemExit(EXIT_NO_SOURCE) from None
-        archives = sorted(download.glob("*.tar.gz"))
-        if not archives:
-            print(f"pip download gave no source distribution of Django {version}")
-            raise SystemExit(EXIT_NO_SOURCE)
-        source = str(archives[0])
     path = Path(source)
     if path.is_file():
         unpacked = work / "src"

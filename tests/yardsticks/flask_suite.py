@@ -34,6 +34,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from _sdist import SourceMissing, download_sdist
+
 HERE = Path(__file__).resolve().parent
 SELECTION = HERE / "flask_selection.txt"
 EXPECTED = HERE / "flask_expected_failures.txt"
@@ -56,21 +58,11 @@ def read_expected(path: Path) -> dict[str, str]:
 def get_source(version: str, work: Path, source: str | None) -> Path:
     """The root of Flask's source tree (the directory holding ``tests/``)."""
     if source is None:
-        download = work / "download"
-        command = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:"]
-        command += ["--no-deps", "--disable-pip-version-check", "-q", "-d", str(download)]
-        command.append(f"flask=={version}")
         try:
-            subprocess.run(command, check=True, timeout=300, capture_output=True, text=True)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            output = getattr(exc, "stderr", "") or ""
-            print(f"could not download Flask {version}'s sources: {output.strip()[-500:]}")
+            source = str(download_sdist("flask", version, work / "download", 300))
+        except SourceMissing as exc:
+            print(exc)
             raise SystemExit(EXIT_NO_SOURCE) from None
-        archives = sorted(download.glob("*.tar.gz"))
-        if not archives:
-            print(f"pip download gave no source distribution of Flask {version}")
-            raise SystemExit(EXIT_NO_SOURCE)
-        source = str(archives[0])
     path = Path(source)
     if path.is_file():
         unpacked = work / "src"

@@ -35,7 +35,6 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -44,6 +43,8 @@ import traceback
 import unittest
 from pathlib import Path
 from typing import Any
+
+from _sdist import SourceMissing, download_sdist
 
 HERE = Path(__file__).resolve().parent
 EXPECTED_FILE = HERE / "pyramid_expected_failures.txt"
@@ -172,14 +173,10 @@ def read_expected(path: Path) -> dict[str, str]:
 def upstream_tests(sdist: str | None, version: str, workdir: Path) -> Path:
     """Pyramid's tests/test_session.py for ``version``, copied into ``workdir``."""
     if sdist is None:
-        download = workdir / "download"
-        command = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:"]
-        command += ["--no-deps", "--quiet", "--dest", str(download), f"pyramid=={version}"]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        archives = sorted(download.glob("pyramid-*.tar.gz")) if download.exists() else []
-        if done.returncode != 0 or not archives:
-            fail(f"could not download pyramid=={version}:\n{done.stderr.strip()}")
-        source = archives[0]
+        try:
+            source = download_sdist("pyramid", version, workdir / "download")
+        except SourceMissing as exc:
+            fail(str(exc))
     else:
         source = Path(sdist)
         if not source.exists():
