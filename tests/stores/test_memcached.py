@@ -23,12 +23,10 @@ import json
 import os
 import random
 import re
-import socket
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -58,6 +56,7 @@ from pymemcache.client.base import Client, PooledClient, check_key_helper
 from pymemcache.client.hash import HashClient
 from pymemcache.exceptions import MemcacheServerError
 
+from tests.stores.sockets import listener, refused_port
 from wsgisession.stores.memcached import (
     DEFAULT_MAX_VALUE_SIZE,
     MemcachedStore,
@@ -183,59 +182,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
-
-
-@contextmanager
-def listener(reply: bytes | None = None) -> Iterator[tuple[int, list[socket.socket]]]:
-    """A TCP server on 127.0.0.1 that accepts connections and never answers (or, with
-    ``reply``, answers that and closes: the wrong service on the port). Yields
-    ``(port, accepted)``."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.02)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            accepted.append(conn)
-            if reply is not None:
-                try:
-                    conn.settimeout(1)
-                    conn.recv(4096)
-                    conn.sendall(reply)
-                except OSError:
-                    pass
-                conn.close()
-
-    thread = threading.Thread(target=run, name="fake-memcached", daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1], accepted
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in accepted:
-            conn.close()
-        server.close()
-
-
-@contextmanager
-def refused_port() -> Iterator[int]:
-    """A loopback port that is bound but not listening: connecting is refused at once."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 # ======================================================================================

@@ -13,11 +13,8 @@ import hashlib
 import json
 import random
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -25,6 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 
 from tests.conftest import OTHER_SECRET, SECRET, T0, Harness, cookie_value, set_cookies
+from tests.stores.sockets import listener, refused_port
 from wsgisession import StoreError
 from wsgisession.codec import TokenCodec
 from wsgisession.stores.redis import RedisStore
@@ -146,52 +144,6 @@ def raw_client() -> Iterator[Callable[[str], redis.Redis]]:
         client.close()
 
 
-@contextmanager
-def hung_listener() -> Iterator[tuple[int, list[socket.socket]]]:
-    """A TCP server on 127.0.0.1 that accepts connections and never answers.
-
-    Yields ``(port, accepted)``; ``accepted`` lists the connections taken so far.
-    """
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.02)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            accepted.append(conn)
-
-    thread = threading.Thread(target=run, name="hung-redis", daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1], accepted
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        for conn in accepted:
-            conn.close()
-        server.close()
-
-
-@contextmanager
-def refused_port() -> Iterator[int]:
-    """A loopback port that is bound but not listening: connecting is refused at once."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
 def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -235,7 +187,7 @@ def test_redis_py_defaults_would_wait_far_longer():
 
 def test_hung_listener_read_fails_within_bound(harness, redis_url, open_store):
     _, cookie = login(harness(App(), store=open_store(redis_url)))
-    with hung_listener() as (port, accepted):
+    with listener() as (port, accepted):
         h = harness(App(), store=open_store(f"redis://127.0.0.1:{port}/0"))
         resp, elapsed = timed(lambda: fresh(h, "/read", cookie))
         assert LOWER_BOUND < elapsed < UPPER_BOUND, elapsed
@@ -246,7 +198,7 @@ def test_hung_listener_read_fails_within_bound(harness, redis_url, open_store):
 
 
 def test_hung_listener_write_fails_within_bound(harness, open_store):
-    with hung_listener() as (port, _):
+    with listener() as (port, _):
         h = harness(App(), store=open_store(f"redis://127.0.0.1:{port}/0"))
         start = time.perf_counter()
         with pytest.raises(StoreError) as info:

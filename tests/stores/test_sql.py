@@ -25,7 +25,6 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -41,6 +40,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 from tests.conftest import Clock, Harness, cookie_value, set_cookies
 from tests.stores import test_concurrency as concurrency
+from tests.stores.sockets import refused_port
 from tests.stores.test_contract import StoreContract
 from wsgisession import ConfigurationError, StoreError
 from wsgisession.stores.sql import SWEEP_BATCH, SQLStore
@@ -608,17 +608,6 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
         return fn(), time.perf_counter() - start
     except StoreError as exc:
         return exc, time.perf_counter() - start
-
-
-@contextmanager
-def refused_port() -> Iterator[int]:
-    """A loopback port that is bound but not listening."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 def test_pg_stopped_server(private_postgres, stores):
