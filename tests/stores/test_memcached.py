@@ -32,16 +32,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import SECRET, Harness, call_wsgi, cookie_value, set_cookies
+from tests.stores import test_concurrency as concurrency
 from tests.stores.test_concurrency import (
     ORIGINAL,
     WAIT,
     Background,
     _seed,
-    events_of,
     is_deletion,
     record,
     run_threads,
-    set_cookie,
     sid_of,
     token,
     wait,
@@ -1163,142 +1162,35 @@ def mstore(memcached) -> Iterator[MemcachedStore]:
     store.close()
 
 
-def test_32_users_share_one_middleware(memcached, mstore):
-    users, requests = 32, 20
-
-    def handler(environ: dict[str, Any], session: Any) -> str:
-        if environ["PATH_INFO"] == "/login":
-            session.update(user=environ["HTTP_X_USER"], n=0)
-        else:
-            session["n"] += 1
-        return json.dumps(session.copy())
-
-    h = Harness(handler, store=mstore)
-    start = threading.Barrier(users, timeout=WAIT)
-
-    def user(i: int) -> str:
-        start.wait()
-        res = call_wsgi(h.mw, "/login", HTTP_X_USER=f"user-{i}")
-        value = token(res)
-        assert value
-        for n in range(1, requests):
-            res = call_wsgi(h.mw, "/", cookie=f"session={value}")
-            assert json.loads(res.body) == {"user": f"user-{i}", "n": n}
-            value = token(res) or value
-        return sid_of(h.mw, value)
-
-    sids = run_threads(users, user)
-    assert len(set(sids)) == users
-    assert set(h.events.names()) == {"created"}
-    assert len(memcached.keys()) == users
-    for i, sid in enumerate(sids):
-        meta = record(h.mw, mstore, sid)
-        assert meta is not None and meta["d"] == {"user": f"user-{i}", "n": requests - 1}
+@pytest.fixture
+def store(memcached, mstore) -> MemcachedStore:
+    """The shared concurrency scenarios (tests/stores/test_concurrency.py) on memcached."""
+    return mstore
 
 
-def test_32_writers_of_one_session_last_writer_wins(memcached, mstore):
-    writers = 32
-    loaded = threading.Barrier(writers, timeout=WAIT)
+@pytest.fixture(autouse=True)
+def _count_memcached_items(monkeypatch, request):
+    """test_concurrency counts records per store kind; teach it memcached's items (the
+    test's own server, so every item on it is one of the test's records)."""
+    original = concurrency.count_records
 
-    def handler(environ: dict[str, Any], session: Any) -> str | None:
-        path = environ["PATH_INFO"]
-        if path == "/seed":
-            session.update(ORIGINAL)
-            return None
-        i = int(path.rsplit("/", 1)[1])
-        assert session["user"] == "alice"
-        loaded.wait()
-        session[f"k_{i}"] = i
-        return "ok"
+    def count(store: Any) -> int:
+        if isinstance(store, MemcachedStore):
+            return len(request.getfixturevalue("memcached").keys())
+        return original(store)
 
-    h = Harness(handler, store=mstore)
-    cookie = _seed(h)
-    sid = sid_of(h.mw, cookie)
-    results = run_threads(writers, lambda i: call_wsgi(h.mw, f"/w/{i}", cookie=f"session={cookie}"))
-    assert all(token(res) for res in results)
-    assert set(h.events.names()) == {"created"}
-    meta = record(h.mw, mstore, sid)
-    assert meta is not None
-    extra = {k: v for k, v in meta["d"].items() if k not in ORIGINAL}
-    assert len(extra) == 1, extra
-    assert memcached.keys() == [h.mw.store_key(sid)]
+    monkeypatch.setattr(concurrency, "count_records", count)
 
 
-@pytest.mark.parametrize("logout", ["assign_none", "invalidate"])
-@pytest.mark.parametrize("slow_action", ["setitem", "save", "rolling_read", "regenerate"])
-def test_a_slow_request_after_a_logout_never_resurrects(memcached, mstore, slow_action, logout):
-    a_loaded, b_done = threading.Event(), threading.Event()
-
-    def handler(environ: dict[str, Any], session: Any) -> str | None:
-        path = environ["PATH_INFO"]
-        if path == "/seed":
-            session.update(ORIGINAL)
-        elif path == "/logout":
-            if logout == "invalidate":
-                session.invalidate()
-            else:
-                environ["session"] = None
-        elif path == "/slow":
-            assert session["user"] == "alice"
-            a_loaded.set()
-            wait(b_done)
-            if slow_action == "setitem":
-                session["seen"] = True
-            elif slow_action == "save":
-                session.save()
-            elif slow_action == "regenerate":
-                session.regenerate()
-                session["role"] = "admin"
-        return None
-
-    h = Harness(handler, store=mstore, rolling=slow_action == "rolling_read")
-    cookie = _seed(h)
-    sid = sid_of(h.mw, cookie)
-    slow = Background(lambda: call_wsgi(h.mw, "/slow", cookie=f"session={cookie}"))
-    wait(a_loaded)
-    assert is_deletion(call_wsgi(h.mw, "/logout", cookie=f"session={cookie}"))
-    b_done.set()
-    res = slow.result()
-    assert res.status == "200 OK"
-    assert not token(res), "no live session cookie after a concurrent logout"
-    assert record(h.mw, mstore, sid) is None
-    assert memcached.keys() == [], "the logged-out session was resurrected"
-    assert ("interrupted", "record_gone") in events_of(h, "/slow")
-
-
-def test_a_regenerate_race_drops_the_old_ids_write(memcached, mstore):
-    b_loaded, a_done = threading.Event(), threading.Event()
-
-    def handler(environ: dict[str, Any], session: Any) -> str | None:
-        path = environ["PATH_INFO"]
-        if path == "/seed":
-            session.update(ORIGINAL)
-        elif path == "/login":
-            session.regenerate()
-            session["user"] = "bob"
-        elif path == "/slow":
-            assert session["user"] == "alice"
-            b_loaded.set()
-            wait(a_done)
-            session["cart"] = ["stale"]
-        return None
-
-    h = Harness(handler, store=mstore)
-    cookie = _seed(h)
-    old_sid = sid_of(h.mw, cookie)
-    slow = Background(lambda: call_wsgi(h.mw, "/slow", cookie=f"session={cookie}"))
-    wait(b_loaded)
-    new_cookie = token(call_wsgi(h.mw, "/login", cookie=f"session={cookie}"))
-    assert new_cookie
-    new_sid = sid_of(h.mw, new_cookie)
-    a_done.set()
-    res = slow.result()
-    assert set_cookie(res) is None
-    assert events_of(h, "/slow") == [("interrupted", "record_gone")]
-    assert record(h.mw, mstore, old_sid) is None
-    meta = record(h.mw, mstore, new_sid)
-    assert meta is not None and meta["d"] == {**ORIGINAL, "user": "bob"}
-    assert memcached.keys() == [h.mw.store_key(new_sid)]
+test_h85_many_users = concurrency.test_h85_many_users_share_one_middleware
+test_h86_last_writer_wins = concurrency.test_h86_same_session_writers_whole_session_last_writer_wins
+test_h87_increments = concurrency.test_h87_concurrent_increments_lose_updates_but_never_fail
+test_h88_logout_race = concurrency.test_h88_logout_race_does_not_resurrect
+test_h88_slow_regenerate = concurrency.test_h88_slow_regenerate_after_logout_does_not_resurrect
+test_h89_regenerate_race = concurrency.test_h89_regenerate_race_drops_old_id_write
+test_late_change_saved = concurrency.test_late_change_to_existing_session_saved_at_close
+test_late_new_session = concurrency.test_late_change_to_new_session_is_not_saved
+test_late_save_racing_logout = concurrency.test_late_save_racing_logout_is_interrupted
 
 
 def _storm_handler(loaded: threading.Barrier | None, go: threading.Event | None):
