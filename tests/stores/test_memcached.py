@@ -55,7 +55,15 @@ from pymemcache.client.base import Client, PooledClient, check_key_helper
 from pymemcache.client.hash import HashClient
 from pymemcache.exceptions import MemcacheServerError
 
-from tests.stores.sockets import listener, refused_port
+from tests.stores.faults import (
+    assert_read_failure,
+    fresh,
+    listener,
+    login,
+    refused_port,
+    timed,
+    wait_until,
+)
 from wsgisession.stores.memcached import (
     DEFAULT_MAX_VALUE_SIZE,
     MemcachedStore,
@@ -143,44 +151,6 @@ class App:
             session["blob"] = "x" * int(environ["QUERY_STRING"])
             return session.id
         return ("404 Not Found", "no such path")
-
-
-def fresh(h: Harness, path: str, cookie: str | None = None, **kw: Any):
-    """A request carrying exactly ``cookie``."""
-    h.client.reset()
-    return h.get(path, cookie=cookie, **kw)
-
-
-def login(h: Harness, query: str = "", cookie: str | None = None) -> tuple[str, str]:
-    resp = fresh(h, "/login" + (f"?{query}" if query else ""), cookie)
-    assert resp.status_int == 200
-    value = cookie_value(resp)
-    assert value, set_cookies(resp)
-    return resp.text, f"session={value}"
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
-
-
-def assert_read_failure(h: Harness, resp) -> None:
-    """Empty read-only session, ``store_error`` (read), the app's 200, no Set-Cookie."""
-    assert resp.status_int == 200
-    assert resp.text == "{}"
-    assert set_cookies(resp) == []
-    assert h.events.reasons("store_error") == ["read"]
-    assert "missed" not in h.events.names()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # ======================================================================================

@@ -21,8 +21,16 @@ import pytest
 import redis
 from redis.backoff import NoBackoff
 
-from tests.conftest import OTHER_SECRET, SECRET, T0, Harness, cookie_value, set_cookies
-from tests.stores.sockets import listener, refused_port
+from tests.conftest import OTHER_SECRET, SECRET, T0, cookie_value, set_cookies
+from tests.stores.faults import (
+    assert_read_failure,
+    fresh,
+    listener,
+    login,
+    refused_port,
+    timed,
+    wait_until,
+)
 from wsgisession import StoreError
 from wsgisession.codec import TokenCodec
 from wsgisession.stores.redis import RedisStore
@@ -78,40 +86,8 @@ def key_for(session_id: str) -> str:
     return PREFIX + hashlib.sha256(session_id.encode("utf-8")).hexdigest()
 
 
-def fresh(h: Harness, path: str, cookie: str | None = None, **kw: Any):
-    """A request carrying exactly ``cookie`` (WebTest's cookie jar is emptied first)."""
-    h.client.reset()
-    return h.get(path, cookie=cookie, **kw)
-
-
-def login(h: Harness, query: str = "", cookie: str | None = None) -> tuple[str, str]:
-    """Write a session; return ``(session id, Cookie header value)``."""
-    resp = fresh(h, "/login" + (f"?{query}" if query else ""), cookie)
-    assert resp.status_int == 200
-    token = cookie_value(resp)
-    assert token, set_cookies(resp)
-    return resp.text, f"session={token}"
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
-
-
 def assert_no_cookie(resp) -> None:
     assert set_cookies(resp) == []
-
-
-def assert_read_failure(h: Harness, resp) -> None:
-    """DESIGN §5/§8: empty read-only session, ``store_error`` (read), the app's 200, and
-    no Set-Cookie (a Redis outage must not log anybody out)."""
-    assert resp.status_int == 200
-    assert resp.text == "{}"
-    assert_no_cookie(resp)
-    assert h.events.reasons("store_error") == ["read"]
-    assert "missed" not in h.events.names()
-    assert "invalid" not in h.events.names()
 
 
 @pytest.fixture
@@ -142,15 +118,6 @@ def raw_client() -> Iterator[Callable[[str], redis.Redis]]:
     yield factory
     for client in made:
         client.close()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # -- S8 / item 76: the client configuration ----------------------------------------------

@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 from tests.conftest import Clock, Harness, cookie_value, set_cookies
 from tests.stores import test_concurrency as concurrency
-from tests.stores.sockets import refused_port
+from tests.stores.faults import refused_port
 from tests.stores.test_contract import StoreContract
 from wsgisession import ConfigurationError, StoreError
 from wsgisession.stores.sql import SWEEP_BATCH, SQLStore
