@@ -58,7 +58,7 @@ class Store(Protocol):
     """The methods every store has. ``ttl`` is in whole seconds (``None``: no expiry).
 
     ``isinstance(obj, Store)`` tells whether ``obj`` has these three methods (a test
-    for a store you write; the optional methods above are looked up by name).
+    for a store you write; the optional methods are looked up by name).
     """
 
     def get(self, key: str) -> bytes | None: ...
