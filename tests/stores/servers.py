@@ -112,6 +112,25 @@ def wait_for(
         time.sleep(interval)
 
 
+def wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Wait until every thread of ``pid`` is in the stopped state (``T`` in
+    ``/proc/<pid>/task/<tid>/stat``); a process that is gone counts as stopped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as f:
+                    states.append(f.read().rpartition(")")[2].split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if all(state in ("T", "t") for state in states):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} did not stop: thread states {states}")
+        time.sleep(0.001)
+
+
 class Process:
     """One server process, stopped by PID; its output goes to ``log``."""
 
@@ -147,8 +166,11 @@ class Process:
         self.process.wait(timeout=5)
 
     def pause(self) -> None:
-        """SIGSTOP: the process hangs, its sockets still accept connections."""
+        """SIGSTOP: the process hangs, its sockets still accept connections. Returns
+        once every thread of it is stopped (``kill`` returns before a thread running
+        on another CPU has stopped, and it could still answer one request)."""
         os.kill(self.pid, signal.SIGSTOP)
+        wait_stopped(self.pid)
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
@@ -904,6 +926,8 @@ class PostgresServer:
         self.paused = [self.pid, *self.backends()]
         for pid in self.paused:
             os.kill(pid, signal.SIGSTOP)
+        for pid in self.paused:
+            wait_stopped(pid)
 
     def resume(self) -> None:
         for pid in self.paused:
