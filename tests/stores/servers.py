@@ -112,23 +112,22 @@ def wait_for(
         time.sleep(interval)
 
 
-def wait_stopped(pid: int, timeout: float = 5.0) -> None:
-    """Wait until every thread of ``pid`` is in the stopped state (``T`` in
-    ``/proc/<pid>/task/<tid>/stat``); a process that is gone counts as stopped."""
-    deadline = time.monotonic() + timeout
-    while True:
+def _stopped(pid: int) -> bool:
+    """Every thread of ``pid`` in the stopped state (``T`` in ``/proc/<pid>/task/*/stat``);
+    a process that is gone counts as stopped."""
+    try:
         states = []
-        try:
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as f:
-                    states.append(f.read().rpartition(")")[2].split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            return
-        if all(state in ("T", "t") for state in states):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"process {pid} did not stop: thread states {states}")
-        time.sleep(0.001)
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as f:
+                states.append(f.read().rpartition(")")[2].split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return all(state in ("T", "t") for state in states)
+
+
+def wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """After SIGSTOP: return once every thread of ``pid`` has stopped."""
+    wait_for(lambda: _stopped(pid), timeout, f"process {pid} to stop", interval=0.001)
 
 
 class Process:
