@@ -182,6 +182,8 @@ def compare(
             + ", ".join(f"{n} {k}" for k, n in counts.items())
             + f"; {len(failed & listed)} of the failures expected"
         )
+        for test in sorted(t for t, o in outcomes.items() if o == "skipped"):
+            print(f"  skipped (by Django's own skip condition) [{mode}] {test}")
         for test in sorted(failed - listed):
             print(f"  UNEXPECTED FAILURE [{mode}] {test}")
             status = EXIT_UNEXPECTED
